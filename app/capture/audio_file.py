@@ -1,0 +1,106 @@
+"""Replay a WAV file as an audio source, at real-time pace or as fast as the pipeline takes it."""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from app.capture.base import TARGET_SAMPLE_RATE_HZ
+from app.capture.resample import StreamResampler, float_to_int16, to_mono
+from app.core.errors import InputError
+from app.core.events import AudioCaptured
+
+_CONVERT_HINT = "convert it with: ffmpeg -i INPUT -ac 1 -ar 16000 output.wav"
+
+
+def _decode(raw: bytes, sample_width: int, channels: int) -> np.ndarray:
+    """PCM bytes → (frames, channels) float32 in [-1, 1]."""
+    if sample_width == 1:
+        data = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif sample_width == 2:
+        data = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    elif sample_width == 3:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        ints = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        ints = np.where(ints >= 1 << 23, ints - (1 << 24), ints)
+        data = ints.astype(np.float32) / float(1 << 23)
+    else:
+        data = np.frombuffer(raw, "<i4").astype(np.float32) / float(1 << 31)
+    return data.reshape(-1, channels)
+
+
+class WavFileSource:
+    """Any PCM WAV (8/16/24/32-bit, any rate, any channel count) → 16 kHz mono int16 chunks."""
+
+    live = False
+
+    def __init__(
+        self, path: Path, *, start_s: float, realtime: bool = False, block_ms: int = 30
+    ) -> None:
+        self.path = Path(path)
+        self.name = f"audio file {self.path.name}"
+        self.start_s = start_s
+        self.realtime = realtime
+        self.block_ms = block_ms
+        if not self.path.exists():
+            raise InputError(f"audio file not found: {self.path}")
+        if self.path.is_dir():
+            raise InputError(f"audio path is a directory, not a WAV file: {self.path}")
+        try:
+            with wave.open(str(self.path), "rb") as wav:
+                self.sample_rate_hz = wav.getframerate()
+                self.channels = wav.getnchannels()
+                self.sample_width = wav.getsampwidth()
+                self.n_frames = wav.getnframes()
+        except PermissionError as exc:
+            raise InputError(f"cannot read audio file {self.path}: permission denied") from exc
+        except (wave.Error, EOFError) as exc:
+            if self.path.stat().st_size == 0:
+                raise InputError(f"audio file is empty: {self.path}") from exc
+            raise InputError(f"not a PCM WAV file ({exc}): {self.path}; {_CONVERT_HINT}") from exc
+        except OSError as exc:
+            raise InputError(f"cannot read audio file {self.path}: {exc.strerror}") from exc
+        if self.n_frames == 0:
+            raise InputError(f"audio file contains no audio: {self.path}")
+        if self.sample_width not in (1, 2, 3, 4):
+            raise InputError(
+                f"unsupported sample width {self.sample_width} bytes in {self.path}; "
+                f"{_CONVERT_HINT}"
+            )
+        self.duration_s: float | None = self.n_frames / self.sample_rate_hz
+
+    @property
+    def converted(self) -> bool:
+        return self.sample_rate_hz != TARGET_SAMPLE_RATE_HZ or self.channels != 1
+
+    def chunks(self, stop: threading.Event) -> Iterator[AudioCaptured]:
+        block_in = max(1, self.sample_rate_hz * self.block_ms // 1000)
+        resampler = StreamResampler(self.sample_rate_hz, TARGET_SAMPLE_RATE_HZ)
+        emitted = 0
+        wall_start = time.monotonic()
+        with wave.open(str(self.path), "rb") as wav:
+            while not stop.is_set():
+                raw = wav.readframes(block_in)
+                if not raw:
+                    break
+                block = to_mono(_decode(raw, self.sample_width, self.channels))
+                pcm = float_to_int16(resampler.process(block))
+                if len(pcm) == 0:
+                    continue
+                offset_s = emitted / TARGET_SAMPLE_RATE_HZ
+                if self.realtime:
+                    delay = wall_start + offset_s - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        break
+                yield AudioCaptured(
+                    pcm=pcm, t0_s=self.start_s + offset_s, sample_rate_hz=TARGET_SAMPLE_RATE_HZ
+                )
+                emitted += len(pcm)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,181 @@
+"""Daybook's configuration: one validated object, loaded once from TOML and passed down.
+
+Every field has a default, so an empty or missing file is a valid configuration. An invalid value
+raises `ConfigError` naming the file, the section and the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.core.errors import ConfigError
+
+
+def _opt(
+    default: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    doc: str = "",
+) -> Any:
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "doc": doc})
+
+
+@dataclass(frozen=True)
+class CaptureConfig:
+    camera: str = _opt("0", doc="camera index, video file or stream URL; empty for none")
+    microphone: str = _opt("default", doc="input device name or index; empty for none")
+    audio_block_ms: int = _opt(30, lo=10, hi=200)
+    audio_queue_chunks: int = _opt(500, lo=10, hi=100_000, doc="≈15 s of audio at 30 ms blocks")
+    video_queue_frames: int = _opt(8, lo=1, hi=1000)
+
+
+@dataclass(frozen=True)
+class VadConfig:
+    backend: str = _opt("webrtc", choices=("webrtc",))
+    aggressiveness: int = _opt(2, lo=0, hi=3)
+    hangover_ms: int = _opt(300, lo=30, hi=3000, doc="silence that ends an utterance")
+    preroll_ms: int = _opt(300, lo=0, hi=2000, doc="audio kept before the detected start")
+    min_speech_ms: int = _opt(240, lo=30, hi=5000, doc="shorter voiced bursts are ignored")
+    max_utterance_s: float = _opt(30.0, lo=1.0, hi=600.0)
+
+
+@dataclass(frozen=True)
+class AsrConfig:
+    backend: str = _opt("pocketsphinx", choices=("pocketsphinx", "none"))
+    queue_utterances: int = _opt(1000, lo=1, hi=1_000_000, doc="the ASR todo queue")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    sample_fps: float = _opt(1.0, lo=0.05, hi=30.0)
+    clip_similarity_threshold: float = _opt(
+        0.9, lo=0.0, hi=1.0, doc="cut a clip when similarity to its first frame drops below"
+    )
+    max_clip_frames: int = _opt(16, lo=1, hi=1000)
+    max_clip_s: float = _opt(16.0, lo=1.0, hi=3600.0)
+    key_frame_max_width: int = _opt(640, lo=64, hi=4096)
+    jpeg_quality: int = _opt(75, lo=10, hi=100)
+
+
+@dataclass(frozen=True)
+class MemoryConfig:
+    embedder: str = _opt("lexical", choices=("lexical",))
+    batch_size: int = _opt(32, lo=1, hi=10_000)
+    flush_interval_s: float = _opt(1.0, lo=0.01, hi=600.0)
+
+
+@dataclass(frozen=True)
+class ReasoningConfig:
+    top_k: int = _opt(5, lo=1, hi=100)
+    min_similarity: float = _opt(0.12, lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    level: str = _opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    max_file_bytes: int = _opt(5_000_000, lo=10_000, hi=1_000_000_000)
+    backup_count: int = _opt(3, lo=0, hi=100)
+
+
+@dataclass(frozen=True)
+class Config:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    vad: VadConfig = field(default_factory=VadConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    source: str = field(default="(defaults)", compare=False)
+
+    def replace(self, **sections: Any) -> Config:
+        """A copy with some fields changed: `cfg.replace(vad={"hangover_ms": 200})`."""
+        changes = {
+            name: dataclasses.replace(getattr(self, name), **values)
+            for name, values in sections.items()
+        }
+        return dataclasses.replace(self, **changes)
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_value(where: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    kind = type(f.default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
+    meta = f.metadata
+    lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ConfigError(f"{where}: {value!r} is out of range ({lo} to {hi})")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def config_from_dict(data: dict[str, Any], source: str = "(dict)") -> Config:
+    """Validate a parsed TOML document into a Config; raises ConfigError naming the bad field."""
+    sections: dict[str, Any] = {}
+    known = {f.name: f for f in dataclasses.fields(Config) if f.name != "source"}
+    for name, values in data.items():
+        if name not in known:
+            raise ConfigError(
+                f"{source}: unknown section [{name}] (known: {', '.join(sorted(known))})"
+            )
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        section_cls = known[name].default_factory
+        fields = {f.name: f for f in dataclasses.fields(section_cls)}  # type: ignore[arg-type]
+        checked = {}
+        for key, value in values.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{source}: [{name}] {key}: unknown field (known: {', '.join(sorted(fields))})"
+                )
+            checked[key] = _check_value(f"{source}: [{name}] {key}", fields[key], value)
+        sections[name] = section_cls(**checked)  # type: ignore[operator]
+    return Config(**sections, source=source)
+
+
+def load_config(path: Path | None) -> Config:
+    """Load the config file at `path`; a missing file means all defaults."""
+    if path is None or not path.exists():
+        return Config()
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    return config_from_dict(data, str(path))
+
+
+def describe_defaults() -> str:
+    """The default configuration as commented TOML (for `daybook config --defaults`)."""
+    lines: list[str] = []
+    for section in dataclasses.fields(Config):
+        if section.name == "source":
+            continue
+        lines.append(f"[{section.name}]")
+        for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
+            default = f.default
+            text = (
+                f'"{default}"'
+                if isinstance(default, str)
+                else str(default).lower()
+                if isinstance(default, bool)
+                else repr(default)
+            )
+            doc = f.metadata.get("doc")
+            lines.append(f"{f.name} = {text}" + (f"  # {doc}" if doc else ""))
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,128 @@
+"""Every event that crosses a thread boundary in Daybook.
+
+Events are frozen dataclasses named in the past tense, with units in field names. Times (`t0_s`,
+`t1_s`, `t_s`) are wall-clock POSIX seconds; replayed media get them from the replay's start time.
+Events carrying numpy arrays compare by identity (``eq=False``).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+class SoundClass(enum.StrEnum):
+    SPEECH = "speech"
+    MUSIC = "music"
+    NOISE = "noise"
+    SILENCE = "silence"
+
+
+# --- capture -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class AudioCaptured:
+    """A chunk of mono int16 PCM from an audio source."""
+
+    pcm: np.ndarray
+    t0_s: float
+    sample_rate_hz: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / self.sample_rate_hz
+
+
+@dataclass(frozen=True, eq=False)
+class FrameCaptured:
+    """One BGR video frame from a frame source."""
+
+    image: np.ndarray
+    t_s: float
+    index: int
+
+
+@dataclass(frozen=True)
+class SourceEnded:
+    """A source has no more data (end of file, device closed). Flows down the pipeline so every
+    worker flushes what it holds before exiting."""
+
+    source: str
+    reason: str = "end of stream"
+
+
+@dataclass(frozen=True)
+class SourceFailed:
+    """A source could not be opened or broke while running; the rest of the pipeline goes on."""
+
+    source: str
+    message: str
+
+
+# --- perception ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    t0_s: float
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechEnded:
+    """A voiced segment, with its pre-roll, ready for transcription."""
+
+    pcm: np.ndarray
+    t0_s: float
+    t1_s: float
+    sample_rate_hz: int
+
+
+@dataclass(frozen=True)
+class UtteranceTranscribed:
+    id: str
+    text: str
+    t0_s: float
+    t1_s: float
+    sound: SoundClass
+    backend: str
+
+
+@dataclass(frozen=True, eq=False)
+class ClipClosed:
+    """A short video clip turned into short-term memory: its key frame and one global vector."""
+
+    id: str
+    t0_s: float
+    t1_s: float
+    n_frames: int
+    key_frame: np.ndarray
+    global_vector: np.ndarray
+    caption: str = ""
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MomentsStored:
+    """A batch of moments is durably committed to the memory store."""
+
+    ids: tuple[str, ...]
+    kinds: tuple[str, ...]
+    t1_s: float
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    worker: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CountersSampled:
+    """Queue depths and drop counts, sampled by the pipeline for the status bar and logs."""
+
+    values: dict[str, int] = field(default_factory=dict)

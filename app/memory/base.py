@@ -1,0 +1,57 @@
+"""Memory interfaces and the record they hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import numpy as np
+
+Kind = Literal["utterance", "clip"]
+
+
+@dataclass(frozen=True)
+class Moment:
+    """One remembered moment: something said (utterance) or seen (clip)."""
+
+    id: str
+    kind: Kind
+    t0_s: float
+    t1_s: float
+    text: str = ""
+    sound: str = ""
+    key_frame: str | None = None  # path relative to the key-frame dir
+    n_frames: int = 0
+
+
+@dataclass(frozen=True)
+class Hit:
+    moment: Moment
+    similarity: float
+
+
+class Embedder(Protocol):
+    """Text → L2-normalised float32 vectors."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+class MemoryStore(Protocol):
+    """The durable memory. One process owns it (see app.core.lock)."""
+
+    def add(self, items: list[tuple[Moment, np.ndarray]]) -> None:
+        """Commit moments with their vectors (text vectors for utterances, visual for clips)."""
+        ...
+
+    def search(self, vector: np.ndarray, k: int, days: list[str] | None = None) -> list[Hit]:
+        """Utterances nearest to a text vector, optionally only on the given local days."""
+        ...
+
+    def moments_on_day(self, day: str) -> list[Moment]:
+        """Every moment of a local day ('YYYY-MM-DD'), in time order."""
+        ...
+
+    def count(self) -> dict[str, int]: ...

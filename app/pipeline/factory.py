@@ -1,0 +1,153 @@
+"""The one place that chooses backends and wires the pipeline from the config."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from app.capture.base import AudioSource, FrameSource
+from app.core.config import Config
+from app.core.errors import BackendUnavailableError
+from app.core.paths import DataPaths
+from app.memory.base import Embedder, MemoryStore
+from app.memory.keyframes import KeyFrameDir
+from app.perception.base import Transcriber, Vad
+from app.perception.clips import ClipBuilder
+from app.perception.vad import SpeechSegmenter
+from app.pipeline.pipeline import Pipeline
+from app.pipeline.runtime import EventBus, Inbox, Worker
+from app.pipeline.workers import AsrWorker, CaptureThread, ClipWorker, MemoryWorker, VadWorker
+
+log = logging.getLogger(__name__)
+
+
+def make_vad(cfg: Config) -> Vad:
+    from app.perception.vad import WebRtcVad
+
+    return WebRtcVad(cfg.vad.aggressiveness, frame_ms=30)
+
+
+def make_transcriber(cfg: Config) -> Transcriber | None:
+    """The configured ASR, or None (utterances are kept, untranscribed) with a logged reason."""
+    if cfg.asr.backend == "none":
+        return None
+    try:
+        from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
+
+        return PocketSphinxTranscriber()
+    except BackendUnavailableError as exc:
+        log.warning("speech recognition unavailable: %s; utterances are kept untranscribed", exc)
+        return None
+
+
+def make_embedder(cfg: Config) -> Embedder:
+    from app.memory.embed_lexical import LexicalEmbedder
+
+    return LexicalEmbedder()
+
+
+def make_store(paths: DataPaths) -> MemoryStore:
+    from app.memory.chroma_store import ChromaMemoryStore
+
+    return ChromaMemoryStore(paths.chroma)
+
+
+def make_key_frames(cfg: Config, root: Path) -> KeyFrameDir:
+    return KeyFrameDir(
+        root, max_width=cfg.video.key_frame_max_width, jpeg_quality=cfg.video.jpeg_quality
+    )
+
+
+def build_pipeline(
+    cfg: Config,
+    *,
+    store: MemoryStore,
+    key_frames: KeyFrameDir,
+    audio: AudioSource | None = None,
+    video: FrameSource | None = None,
+    vad: Vad | None = None,
+    transcriber: Transcriber | None = None,
+    embedder: Embedder | None = None,
+    bus: EventBus | None = None,
+) -> Pipeline:
+    """Wire sources → perception → memory. Omitted backends come from the config."""
+    bus = bus or EventBus()
+    stop, abort = threading.Event(), threading.Event()
+    embedder = embedder or make_embedder(cfg)
+    if audio is not None and transcriber is None:
+        transcriber = make_transcriber(cfg)
+    common: dict[str, Any] = {"bus": bus, "abort": abort}
+
+    # memory_inbox: fed by the ASR worker and the clip worker; read by the memory worker.
+    memory_inbox: Inbox[Any] = Inbox("memory", 256)
+    inboxes: list[Inbox[Any]] = [memory_inbox]
+    captures: list[CaptureThread] = []
+    workers: list[Worker] = []
+    backends = {"embedder": embedder.name}
+
+    if audio is not None:
+        vad = vad or make_vad(cfg)
+        # vad_inbox: fed by the audio capture thread; read by the VAD worker. Never drops.
+        vad_inbox: Inbox[Any] = Inbox("audio", cfg.capture.audio_queue_chunks)
+        # asr_inbox: the ASR todo queue, fed by the VAD worker; read by the ASR worker.
+        asr_inbox: Inbox[Any] = Inbox("asr", cfg.asr.queue_utterances)
+        inboxes += [vad_inbox, asr_inbox]
+        captures.append(CaptureThread("capture-audio", audio, vad_inbox, bus, stop, abort))
+        workers.append(
+            VadWorker(
+                SpeechSegmenter(vad, cfg.vad), asr_inbox, name="vad", inbox=vad_inbox, **common
+            )
+        )
+        workers.append(AsrWorker(transcriber, memory_inbox, name="asr", inbox=asr_inbox, **common))
+        backends.update(
+            audio=audio.name,
+            vad=vad.name,
+            asr=transcriber.name if transcriber else "none (kept untranscribed)",
+        )
+    if video is not None:
+        # frame_inbox: fed by the video capture thread; read by the clip worker.
+        # A live camera may drop (oldest first, counted); a replayed file waits instead.
+        frame_inbox: Inbox[Any] = Inbox(
+            "video", cfg.capture.video_queue_frames, drop_oldest=video.live
+        )
+        inboxes.append(frame_inbox)
+        captures.append(CaptureThread("capture-video", video, frame_inbox, bus, stop, abort))
+        workers.append(
+            ClipWorker(
+                ClipBuilder(cfg.video), memory_inbox, name="clips", inbox=frame_inbox, **common
+            )
+        )
+        backends["video"] = video.name
+
+    memory = MemoryWorker(
+        store,
+        embedder,
+        key_frames,
+        batch_size=cfg.memory.batch_size,
+        flush_interval_s=cfg.memory.flush_interval_s,
+        name="memory",
+        inbox=memory_inbox,
+        upstreams=max(1, len(captures)),
+        **common,
+    )
+    workers.append(memory)
+    if not captures:  # nothing to record: let the memory worker end at once
+        memory_inbox.put(_no_sources())
+    return Pipeline(
+        bus=bus,
+        stop_event=stop,
+        abort=abort,
+        captures=captures,
+        workers=workers,
+        inboxes=inboxes,
+        memory=memory,
+        backends=backends,
+    )
+
+
+def _no_sources() -> Any:
+    from app.core.events import SourceEnded
+
+    return SourceEnded(source="none", reason="no sources")
