@@ -123,12 +123,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if show:
             sys.stderr.write(_progress(pipe.position_s, total_s, wall_s) + "\n")
         counts = pipe.memory.stored
+        ingested_s = max((c.position_s for c in pipe.captures), default=0.0)
         summary: dict[str, Any] = {
             "clips": counts["clip"],
             "utterances": counts["utterance"],
-            "seconds_ingested": round(pipe.position_s, 3),
+            "seconds_ingested": round(ingested_s, 3),
             "wall_seconds": round(wall_s, 3),
-            "realtime_factor": round(pipe.position_s / wall_s, 2) if wall_s > 0 else None,
+            "realtime_factor": round(ingested_s / wall_s, 1) if wall_s > 0 else None,
             "start": iso(start_s),
             "backends": pipe.backends,
             "counters": pipe.counters(),

@@ -116,6 +116,14 @@ class SoundDeviceSource:
                 try:
                     block, _frames = self._queue.get(timeout=0.1)
                 except queue.Empty:
+                    # PortAudio ends the stream on a device error (unplugged, sound server
+                    # gone); without this check we would wait for audio forever, unreported.
+                    stream = self._stream
+                    if stream is not None and not stream.active:
+                        raise InputError(
+                            f"microphone '{self.device_name}' stopped delivering audio "
+                            "(disconnected, or its sound server stopped)"
+                        ) from None
                     continue
                 if self.dropped_chunks != reported_drops:
                     log.error(

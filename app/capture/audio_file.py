@@ -59,12 +59,13 @@ class WavFileSource:
                 self.n_frames = wav.getnframes()
         except PermissionError as exc:
             raise InputError(f"cannot read audio file {self.path}: permission denied") from exc
-        except (wave.Error, EOFError) as exc:
-            if self.path.stat().st_size == 0:
-                raise InputError(f"audio file is empty: {self.path}") from exc
-            raise InputError(f"not a PCM WAV file ({exc}): {self.path}; {_CONVERT_HINT}") from exc
         except OSError as exc:
             raise InputError(f"cannot read audio file {self.path}: {exc.strerror}") from exc
+        except Exception as exc:  # wave raises wave.Error, EOFError or RuntimeError on junk
+            if self.path.stat().st_size == 0:
+                raise InputError(f"audio file is empty: {self.path}") from exc
+            detail = str(exc) or "corrupt header"
+            raise InputError(f"not a PCM WAV file ({detail}): {self.path}; {_CONVERT_HINT}") from exc
         if self.n_frames == 0:
             raise InputError(f"audio file contains no audio: {self.path}")
         if self.sample_width not in (1, 2, 3, 4):

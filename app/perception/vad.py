@@ -58,7 +58,8 @@ class SpeechSegmenter:
         self.frame_len = sample_rate_hz * vad.frame_ms // 1000
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_t0_s: float | None = None
-        n_preroll = max(self.START_WINDOW, cfg.preroll_ms // vad.frame_ms)
+        # Room for the pre-roll before the first voiced frame plus the trigger window itself.
+        n_preroll = self.START_WINDOW + -(-cfg.preroll_ms // vad.frame_ms)
         self._history: collections.deque[tuple[np.ndarray, float, bool]] = collections.deque(
             maxlen=n_preroll
         )

@@ -177,6 +177,7 @@ class MemoryWorker(Worker):
     """
 
     order = ShutdownOrder.MEMORY
+    final_retry_s = 10.0  # at end of stream, keep retrying a failing store this long
 
     def __init__(
         self,
@@ -238,15 +239,12 @@ class MemoryWorker(Worker):
 
     def finish(self) -> None:
         self.flush()
-        if self._pending:  # one last try; what still fails is said loudly
-            time.sleep(0.5)
+        deadline = time.monotonic() + self.final_retry_s
+        while self._pending and time.monotonic() < deadline and not self.abort.wait(0.25):
             self.flush()
-            if self._pending:
-                log.error(
-                    "memory: %d moments could not be stored: %s",
-                    len(self._pending),
-                    self.last_error,
-                )
+        if self._pending:  # what still fails is said loudly
+            log.error("memory: %d moments could not be stored: %s", len(self._pending),
+                      self.last_error)
 
     def flush(self) -> None:
         if not self._pending:

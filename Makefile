@@ -1,0 +1,43 @@
+# Daybook: `make run` starts the app, `make test` runs lint, type checks and the tests.
+# Both set themselves up: system packages (Debian/Ubuntu), a virtualenv in .venv, Python packages.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: run test demo bench lint setup system-deps clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+system-deps:
+	bash installer/system-deps.sh runtime
+
+run: system-deps setup
+	$(PY) main.py $(ARGS)
+
+lint: setup
+	$(PY) -m ruff check app tests bench main.py
+	$(PY) -m mypy
+
+test:
+	bash installer/system-deps.sh test
+	$(MAKE) setup
+	$(PY) -m ruff check app tests bench main.py
+	$(PY) -m mypy
+	$(PY) -m pytest $(ARGS)
+
+# Generates a short recording with espeak-ng and ffmpeg, remembers it, and asks about it.
+demo: system-deps setup
+	$(PY) bench/demo.py
+
+bench: system-deps setup
+	$(PY) bench/ingest.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out

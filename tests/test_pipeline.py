@@ -1,0 +1,218 @@
+"""Pipeline logic on fakes: wiring, end-of-stream draining, shutdown, drops, failures."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.capture.fakes import ArrayAudioSource, ListFrameSource
+from app.core.config import Config
+from app.core.events import (
+    ClipClosed,
+    MomentsStored,
+    SourceEnded,
+    SourceFailed,
+    SpeechEnded,
+    SpeechStarted,
+    UtteranceTranscribed,
+    WorkerFailed,
+)
+from app.memory.embed_lexical import LexicalEmbedder
+from app.memory.fakes import InMemoryStore
+from app.memory.keyframes import KeyFrameDir
+from app.perception.fakes import EnergyVad, ScriptedTranscriber
+from app.pipeline.factory import build_pipeline
+from app.pipeline.runtime import EventBus, Inbox, Worker
+from tests.test_clips import _scene
+from tests.test_vad import _signal
+
+START = 1_795_165_200.0
+
+
+def _build(tmp_path: Path, *, audio=None, video=None, transcriber=None, store=None, cfg=None):
+    events: list[object] = []
+    pipe = build_pipeline(cfg or Config(), store=store or InMemoryStore(),
+                          key_frames=KeyFrameDir(tmp_path / "kf"), audio=audio, video=video,
+                          vad=EnergyVad(), transcriber=transcriber, embedder=LexicalEmbedder())
+    pipe.bus.subscribe(events.append)
+    return pipe, events
+
+
+def test_audio_and_video_flow_into_memory_and_drain(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.5)], 8.0), start_s=START)
+    video = ListFrameSource([_scene(1)] * 4 + [_scene(2)] * 4, fps=1.0, start_s=START)
+    pipe, events = _build(tmp_path, audio=audio, video=video, store=store,
+                          transcriber=ScriptedTranscriber(["hello there", "goodbye now"]))
+    pipe.start()
+    assert pipe.wait(20)
+    kinds = [type(e) for e in events]
+    assert kinds.count(SpeechStarted) == 2 and kinds.count(SpeechEnded) == 2
+    said = [e for e in events if isinstance(e, UtteranceTranscribed)]
+    assert [u.text for u in said] == ["hello there", "goodbye now"]
+    assert said[0].t0_s == pytest.approx(START + 0.7, abs=0.05)
+    assert [e.n_frames for e in events if isinstance(e, ClipClosed)] == [4, 4]
+    assert store.count() == {"utterance": 2, "clip": 2}
+    assert sum(len(e.ids) for e in events if isinstance(e, MomentsStored)) == 4
+    assert kinds.count(SourceEnded) == 2
+    assert audio.closed and video.closed
+    assert len(list((tmp_path / "kf").rglob("*.jpg"))) == 2
+    assert pipe.position_s == pytest.approx(8.0, abs=1.0)
+    counters = pipe.counters()
+    assert counters["audio.dropped"] == 0 and counters["memory.errors"] == 0
+
+
+def test_stop_drains_what_was_captured(tmp_path: Path) -> None:
+    store = InMemoryStore()
+
+    class SlowAudio(ArrayAudioSource):
+        def chunks(self, stop):
+            for chunk in super().chunks(stop):
+                time.sleep(0.002)
+                yield chunk
+
+    audio = SlowAudio(_signal([(0.5, 1.5)], 60.0), start_s=START)
+    pipe, _ = _build(tmp_path, audio=audio, store=store, transcriber=ScriptedTranscriber(["x"]))
+    pipe.start()
+    deadline = time.monotonic() + 10
+    while pipe.position_s < 3.0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pipe.stop(drain_timeout_s=10)
+    assert pipe.position_s < 60.0  # really stopped early
+    assert store.count()["utterance"] == 1  # and what was said before the stop was stored
+    assert not any(w.is_alive() for w in pipe.workers)
+
+
+def test_failing_source_is_reported_and_the_rest_goes_on(tmp_path: Path) -> None:
+    class Broken(ListFrameSource):
+        def frames(self, stop):
+            yield from list(super().frames(stop))[:2]
+            raise OSError("camera unplugged")
+
+    store = InMemoryStore()
+    audio = ArrayAudioSource(_signal([(0.5, 1.5)], 3.0), start_s=START)
+    video = Broken([_scene(1)] * 5, start_s=START)
+    pipe, events = _build(tmp_path, audio=audio, video=video, store=store,
+                          transcriber=ScriptedTranscriber(["still heard"]))
+    pipe.start()
+    assert pipe.wait(20)
+    failed = [e for e in events if isinstance(e, SourceFailed)]
+    assert len(failed) == 1 and "camera unplugged" in failed[0].message
+    assert store.count() == {"utterance": 1, "clip": 1}  # the 2 frames before the failure kept
+
+
+def test_worker_errors_are_counted_not_fatal(tmp_path: Path) -> None:
+    class Flaky(ScriptedTranscriber):
+        def transcribe(self, pcm, rate):
+            if not self.calls:
+                self.calls.append(0.0)
+                raise RuntimeError("decoder hiccup")
+            return super().transcribe(pcm, rate)
+
+    store = InMemoryStore()
+    audio = ArrayAudioSource(_signal([(0.5, 1.5), (3.0, 4.0)], 5.0), start_s=START)
+    pipe, events = _build(tmp_path, audio=audio, store=store, transcriber=Flaky(["second"]))
+    pipe.start()
+    assert pipe.wait(20)
+    assert any(isinstance(e, WorkerFailed) and "hiccup" in e.message for e in events)
+    assert pipe.counters()["asr.errors"] == 1
+    assert [m.text for m, _ in store.items.values()] == ["second"]
+
+
+def test_failed_store_writes_are_retried_not_lost(tmp_path: Path) -> None:
+    class FullDisk(InMemoryStore):
+        fails = 2
+
+        def add(self, items):
+            if self.fails:
+                self.fails -= 1
+                raise OSError(28, "No space left on device")
+            super().add(items)
+
+    store = FullDisk()
+    cfg = Config().replace(memory={"flush_interval_s": 0.05})
+    audio = ArrayAudioSource(_signal([(0.5, 1.5)], 4.0), start_s=START)
+    pipe, _ = _build(tmp_path, audio=audio, store=store, cfg=cfg,
+                     transcriber=ScriptedTranscriber(["kept"]))
+    pipe.start()
+    assert pipe.wait(20)
+    assert store.count()["utterance"] == 1
+    assert pipe.memory.last_error and "No space left" in pipe.memory.last_error
+
+
+def test_no_sources_ends_at_once(tmp_path: Path) -> None:
+    pipe, _ = _build(tmp_path)
+    pipe.start()
+    assert pipe.wait(5)
+
+
+def test_live_video_inbox_drops_oldest_and_counts() -> None:
+    box: Inbox[int] = Inbox("video", 3, drop_oldest=True)
+    for i in range(5):
+        box.put(i)
+    assert box.dropped == 2 and [box.get(0.1) for _ in range(3)] == [2, 3, 4]
+    with pytest.raises(queue.Empty):
+        box.get(0.01)
+
+
+def test_replay_inbox_waits_for_room_and_honours_abort() -> None:
+    box: Inbox[int] = Inbox("audio", 1)
+    box.put(1)
+    abort = threading.Event()
+    result: list[bool] = []
+    t = threading.Thread(target=lambda: result.append(box.put(2, abort)))
+    t.start()
+    time.sleep(0.1)
+    assert t.is_alive()  # waiting, not dropping
+    assert box.get(0.1) == 1
+    t.join(2)
+    assert result == [True] and box.get(0.1) == 2 and box.dropped == 0
+    box.put(3)
+    abort.set()
+    assert box.put(4, abort) is False
+
+
+def test_end_of_stream_passes_even_a_full_inbox() -> None:
+    box: Inbox[object] = Inbox("x", 1)
+    box.put(1)
+    box.put(SourceEnded("s"))
+    assert len(box) == 2
+
+
+def test_worker_waits_for_every_upstream() -> None:
+    box: Inbox[object] = Inbox("m", 10)
+    seen: list[object] = []
+
+    class Collect(Worker):
+        def handle(self, item):
+            seen.append(item)
+
+    w = Collect(name="collect", inbox=box, bus=EventBus(), abort=threading.Event(), upstreams=2)
+    w.start()
+    box.put(1)
+    box.put(SourceEnded("a"))
+    box.put(2)
+    time.sleep(0.2)
+    assert w.is_alive()
+    box.put(SourceEnded("b"))
+    w.join(2)
+    assert not w.is_alive() and seen == [1, 2]
+
+
+def test_memory_worker_embeds_non_speech_by_its_class(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    rng = np.random.default_rng(0)
+    noise = np.zeros(4 * 16000, np.int16)
+    noise[16000:40000] = rng.normal(0, 6000, 24000).astype(np.int16)
+    pipe, _events = _build(tmp_path, audio=ArrayAudioSource(noise, start_s=START), store=store,
+                          transcriber=ScriptedTranscriber([""]))
+    pipe.start()
+    assert pipe.wait(20)
+    (moment, vec), = store.items.values()
+    assert moment.sound == "noise" and moment.text == ""
+    assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+
+from app.core.config import ReasoningConfig
+from app.memory.base import Moment
+from app.memory.embed_lexical import LexicalEmbedder
+from app.memory.fakes import InMemoryStore
+from app.memory.keyframes import KeyFrameDir
+from app.reasoning.extractive import ExtractiveReasoner
+from app.reasoning.retrieve import Retriever
+
+MORNING = dt.datetime(2026, 11, 24, 9, 0).timestamp()
+NOW = dt.datetime(2026, 11, 24, 15, 0)
+
+
+def _setup(tmp_path: Path) -> tuple[Retriever, KeyFrameDir]:
+    store = InMemoryStore()
+    e = LexicalEmbedder()
+    said = [(0, "I left my keys in the kitchen drawer"), (600, "lunch with Sam at noon"),
+            (-86_400, "the keys to the shed are lost")]
+    items = [(Moment(f"utt-{i}", "utterance", MORNING + dt_s, MORNING + dt_s + 3, text),
+              e.embed([text])[0]) for i, (dt_s, text) in enumerate(said)]
+    keys = KeyFrameDir(tmp_path)
+    rel = keys.write(np.full((48, 64, 3), 128, np.uint8), MORNING - 5, MORNING + 10)
+    items.append((Moment("clip-0", "clip", MORNING - 5, MORNING + 10, key_frame=rel, n_frames=15),
+                  np.ones(256, np.float32)))
+    store.add(items)
+    return Retriever(store, e, keys, ReasoningConfig()), keys
+
+
+def test_question_finds_the_utterance_and_its_key_frame(tmp_path: Path) -> None:
+    retriever, keys = _setup(tmp_path)
+    cites, scope = retriever.retrieve("did I put the keys in the kitchen?", NOW)
+    assert scope is None
+    assert [c.moment.id for c in cites][:2] == ["utt-0", "utt-2"]
+    assert cites[0].thumbnail == keys.near(MORNING, MORNING + 3)
+    assert cites[0].thumbnail is not None and cites[0].thumbnail.is_file()
+    text = ExtractiveReasoner().answer("keys?", cites, None)
+    assert "kitchen drawer" in text and "09:00:00" in text
+
+
+def test_time_words_restrict_the_search(tmp_path: Path) -> None:
+    retriever, _ = _setup(tmp_path)
+    cites, scope = retriever.retrieve("what did I say about keys this morning", NOW)
+    assert scope is not None and scope.label == "this morning"
+    assert [c.moment.id for c in cites] == ["utt-0"]
+    cites, _ = retriever.retrieve("keys yesterday", NOW)
+    assert [c.moment.id for c in cites] == ["utt-2"]
+
+
+def test_time_only_question_lists_the_range_including_clips(tmp_path: Path) -> None:
+    retriever, _ = _setup(tmp_path)
+    cites, scope = retriever.retrieve("what happened this morning?", NOW)
+    assert scope is not None
+    assert [c.moment.id for c in cites] == ["clip-0", "utt-0", "utt-1"]
+    text = ExtractiveReasoner().answer("?", cites, scope.label)
+    assert text.startswith("Here is what I remember from this morning")
+    assert "saw a scene (15 frames)" in text
+
+
+def test_unrelated_question_finds_nothing(tmp_path: Path) -> None:
+    retriever, _ = _setup(tmp_path)
+    cites, _ = retriever.retrieve("volcano eruption", NOW)
+    assert cites == []
+    assert "don't remember" in ExtractiveReasoner().answer("volcano eruption", cites, None)
+
+
+def test_key_frame_lookup_by_time(tmp_path: Path) -> None:
+    keys = KeyFrameDir(tmp_path, max_width=32)
+    img = np.zeros((100, 200, 3), np.uint8)
+    a = keys.write(img, 1000.0, 1010.0)
+    b = keys.write(img, 1010.0, 1020.0)
+    assert keys.near(1012.0, 1014.0) == keys.absolute(b)
+    assert keys.near(1001.0, 1003.0) == keys.absolute(a)
+    assert keys.near(1030.0, 1031.0) == keys.absolute(b)  # nearest within 30 s
+    assert keys.near(5000.0, 5001.0) is None
+    import cv2
+
+    assert cv2.imread(str(keys.absolute(a))).shape[1] == 32  # downscaled to max width
+    assert not list(tmp_path.rglob("*.tmp"))
