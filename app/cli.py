@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 from app import __version__
 from app.core.config import Config, load_config
 from app.core.errors import DaybookError, ExitCode, InputError
+from app.core.events import SourceFailed
 from app.core.lock import DataDirLock
 from app.core.logs import setup_logging
 from app.core.paths import DataPaths, default_config_path, resolve_data_dir
@@ -51,7 +51,62 @@ def _progress(done_s: float, total_s: float | None, wall_s: float) -> str:
         frac = min(1.0, done_s / total_s)
         bar = "#" * int(frac * 30)
         return f"\r[{bar:<30}] {frac:6.1%}  {done_s:7.1f}/{total_s:.1f} s  {speed:5.1f}x"
-    return f"\r{done_s:7.1f} s ingested  {speed:5.1f}x"
+    return f"\r{done_s:7.1f} s captured"
+
+
+def _run(pipe: Any, *, total_s: float | None, duration_s: float | None) -> dict[str, Any]:
+    """Run a built pipeline to its end (or `duration_s`, or Ctrl-C) and summarise it."""
+    failures: list[str] = []
+    pipe.bus.subscribe(lambda e: failures.append(f"{e.source}: {e.message}")
+                       if isinstance(e, SourceFailed) else None)
+    wall0 = time.monotonic()
+    pipe.start()
+    show = sys.stderr.isatty()
+    interrupted = False
+    try:
+        while not pipe.wait(0.25):
+            if show:
+                sys.stderr.write(_progress(pipe.position_s, total_s, time.monotonic() - wall0))
+                sys.stderr.flush()
+            if duration_s is not None and time.monotonic() - wall0 >= duration_s:
+                pipe.stop()
+    except KeyboardInterrupt:
+        interrupted = True
+        sys.stderr.write("\ninterrupted: storing what was captured so far…\n")
+        pipe.stop()
+    wall_s = time.monotonic() - wall0
+    if show:
+        sys.stderr.write(_progress(pipe.position_s, total_s, wall_s) + "\n")
+    counts = pipe.memory.stored
+    media_s = max((c.position_s for c in pipe.captures), default=0.0)
+    summary: dict[str, Any] = {
+        "clips": counts["clip"],
+        "utterances": counts["utterance"],
+        "seconds_ingested": round(media_s, 3),
+        "wall_seconds": round(wall_s, 3),
+        "realtime_factor": round(media_s / wall_s, 1) if wall_s > 0 else None,
+        "backends": pipe.backends,
+        "counters": pipe.counters(),
+        "errors": failures + ([pipe.memory.last_error] if pipe.memory.last_error else []),
+        "interrupted": interrupted,
+    }
+    log.info("pipeline done: %s", json.dumps(summary))
+    return summary
+
+
+def _report(summary: dict[str, Any], as_json: bool, verb: str) -> int:
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(f"{verb} {summary['seconds_ingested']:.1f} s of media in "
+              f"{summary['wall_seconds']:.1f} s ({summary['realtime_factor']}x real time): "
+              f"{summary['clips']} clips, {summary['utterances']} utterances. "
+              f"ASR: {summary['backends'].get('asr', '-')}.")
+        for err in summary["errors"]:
+            print(f"error: {err}", file=sys.stderr)
+    if summary["interrupted"]:
+        return ExitCode.INTERRUPTED
+    return ExitCode.INPUT if summary["errors"] else ExitCode.OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -65,90 +120,42 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     with open_session(args) as s:
         cfg = s.cfg
         # Open (and so validate) every input before anything is written.
-        audio = (
-            WavFileSource(
-                Path(args.audio),
-                start_s=start_s,
-                realtime=args.realtime,
-                block_ms=cfg.capture.audio_block_ms,
-            )
-            if args.audio
-            else None
-        )
-        video = (
-            Cv2FrameSource(
-                args.video, max_fps=cfg.video.sample_fps, start_s=start_s, realtime=args.realtime
-            )
-            if args.video
-            else None
-        )
+        audio = WavFileSource(Path(args.audio), start_s=start_s, realtime=args.realtime,
+                              block_ms=cfg.capture.audio_block_ms) if args.audio else None
+        video = Cv2FrameSource(args.video, max_fps=cfg.video.sample_fps, start_s=start_s,
+                               realtime=args.realtime) if args.video else None
         if audio is not None and audio.converted:
-            log.warning(
-                "%s is %d Hz, %d channel(s): converting to 16 kHz mono",
-                audio.path,
-                audio.sample_rate_hz,
-                audio.channels,
-            )
+            log.warning("%s is %d Hz, %d channel(s): converting to 16 kHz mono", audio.path,
+                        audio.sample_rate_hz, audio.channels)
         total_s = max((src.duration_s or 0.0 for src in (audio, video) if src), default=0.0)
-        store = make_store(s.paths)
-        pipe = build_pipeline(
-            cfg,
-            store=store,
-            key_frames=make_key_frames(cfg, s.paths.key_frames),
-            audio=audio,
-            video=video,
-        )
-        failures: list[str] = []
-        pipe.bus.subscribe(
-            lambda e: (
-                failures.append(f"{e.source}: {e.message}")
-                if type(e).__name__ == "SourceFailed"
-                else None
-            )
-        )
-        wall0 = time.monotonic()
-        pipe.start()
-        show = sys.stderr.isatty()
-        interrupted = False
-        try:
-            while not pipe.wait(0.25):
-                if show:
-                    sys.stderr.write(_progress(pipe.position_s, total_s, time.monotonic() - wall0))
-                    sys.stderr.flush()
-        except KeyboardInterrupt:
-            interrupted = True
-            sys.stderr.write("\ninterrupted: storing what was captured so far…\n")
-            pipe.stop()
-        wall_s = time.monotonic() - wall0
-        if show:
-            sys.stderr.write(_progress(pipe.position_s, total_s, wall_s) + "\n")
-        counts = pipe.memory.stored
-        ingested_s = max((c.position_s for c in pipe.captures), default=0.0)
-        summary: dict[str, Any] = {
-            "clips": counts["clip"],
-            "utterances": counts["utterance"],
-            "seconds_ingested": round(ingested_s, 3),
-            "wall_seconds": round(wall_s, 3),
-            "realtime_factor": round(ingested_s / wall_s, 1) if wall_s > 0 else None,
-            "start": iso(start_s),
-            "backends": pipe.backends,
-            "counters": pipe.counters(),
-            "errors": failures + ([pipe.memory.last_error] if pipe.memory.last_error else []),
-        }
-        log.info("ingest done: %s", json.dumps(summary))
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(
-            f"Ingested {summary['seconds_ingested']:.1f} s of media in {wall_s:.1f} s "
-            f"({summary['realtime_factor']}x real time): {counts['clip']} clips, "
-            f"{counts['utterance']} utterances. ASR: {pipe.backends.get('asr', '-')}."
-        )
-        for err in summary["errors"]:
-            print(f"error: {err}", file=sys.stderr)
-    if interrupted:
-        return ExitCode.INTERRUPTED
-    return ExitCode.INPUT if failures else ExitCode.OK
+        pipe = build_pipeline(cfg, store=make_store(s.paths),
+                              key_frames=make_key_frames(cfg, s.paths.key_frames),
+                              audio=audio, video=video)
+        summary = _run(pipe, total_s=total_s, duration_s=None)
+        summary["start"] = iso(start_s)
+    return _report(summary, args.json, "Ingested")
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from app.pipeline.factory import build_pipeline, make_key_frames, make_store, open_live_sources
+
+    with open_session(args) as s:
+        cfg = s.cfg
+        camera = cfg.capture.camera if args.camera is None else args.camera
+        microphone = cfg.capture.microphone if args.microphone is None else args.microphone
+        audio, video, problems = open_live_sources(cfg, camera=camera, microphone=microphone)
+        if audio is None and video is None:
+            raise InputError("nothing to record from: no microphone and no camera could be "
+                             "opened (see above)")
+        print(f"daybook: recording from {', '.join(x.name for x in (audio, video) if x)}; "
+              "Ctrl-C stops", file=sys.stderr)
+        pipe = build_pipeline(cfg, store=make_store(s.paths),
+                              key_frames=make_key_frames(cfg, s.paths.key_frames),
+                              audio=audio, video=video)
+        summary = _run(pipe, total_s=None, duration_s=args.duration)
+        summary["missing"] = problems
+    code = _report(summary, args.json, "Recorded")
+    return ExitCode.OK if code == ExitCode.INTERRUPTED else code
 
 
 def _retrieval(s: Session) -> Any:
@@ -243,6 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.set_defaults(func=cmd_ingest)
 
+    p = sub.add_parser("record", parents=[common],
+                       help="remember what the camera and microphone pick up, live (headless)")
+    p.add_argument("--camera", help='camera index, file or stream URL; "" for none '
+                   "(default: from the config, 0)")
+    p.add_argument("--microphone", help='input device name or index; "" for none '
+                   "(default: from the config, the system default)")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_record)
+
     p = sub.add_parser("ask", parents=[common], help="ask what happened")
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
@@ -256,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -268,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except DaybookError as exc:
         print(f"daybook: error: {exc}", file=sys.stderr)
-        logging.getLogger("daybook").error("%s", exc)
+        log.error("%s", exc, extra={"console": False})  # already printed above
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("daybook: interrupted", file=sys.stderr)

@@ -23,6 +23,8 @@ def setup_logging(
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(console_level)
     console.setFormatter(logging.Formatter("daybook: %(levelname)s: %(message)s"))
+    # Records logged with extra={"console": False} were already shown to the user another way.
+    console.addFilter(lambda record: getattr(record, "console", True))
     root.addHandler(console)
     if log_dir is not None:
         file_handler = logging.handlers.RotatingFileHandler(

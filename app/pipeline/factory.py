@@ -9,7 +9,7 @@ from typing import Any
 
 from app.capture.base import AudioSource, FrameSource
 from app.core.config import Config
-from app.core.errors import BackendUnavailableError
+from app.core.errors import BackendUnavailableError, InputError
 from app.core.paths import DataPaths
 from app.memory.base import Embedder, MemoryStore
 from app.memory.keyframes import KeyFrameDir
@@ -52,6 +52,31 @@ def make_store(paths: DataPaths) -> MemoryStore:
     from app.memory.chroma_store import ChromaMemoryStore
 
     return ChromaMemoryStore(paths.chroma)
+
+
+def open_live_sources(cfg: Config, *, camera: str, microphone: str
+                      ) -> tuple[AudioSource | None, FrameSource | None, list[str]]:
+    """Open the microphone and camera; what cannot be opened is reported, not fatal."""
+    from app.capture.audio_device import SoundDeviceSource
+    from app.capture.video import Cv2FrameSource
+
+    problems: list[str] = []
+    audio: AudioSource | None = None
+    video: FrameSource | None = None
+    if microphone:
+        try:
+            audio = SoundDeviceSource(microphone, block_ms=cfg.capture.audio_block_ms,
+                                      queue_chunks=cfg.capture.audio_queue_chunks)
+        except InputError as exc:
+            problems.append(f"{exc} (continuing without audio)")
+    if camera:
+        try:
+            video = Cv2FrameSource(camera, max_fps=cfg.video.sample_fps, realtime=True)
+        except InputError as exc:
+            problems.append(f"{exc} (continuing without video)")
+    for problem in problems:
+        log.warning("%s", problem)
+    return audio, video, problems
 
 
 def make_key_frames(cfg: Config, root: Path) -> KeyFrameDir:
