@@ -8,7 +8,7 @@ Events carrying numpy arrays compare by identity (``eq=False``).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -119,10 +119,3 @@ class MomentsStored:
 class WorkerFailed:
     worker: str
     message: str
-
-
-@dataclass(frozen=True)
-class CountersSampled:
-    """Queue depths and drop counts, sampled by the pipeline for the status bar and logs."""
-
-    values: dict[str, int] = field(default_factory=dict)
