@@ -23,6 +23,7 @@ from app.core.lock import DataDirLock
 from app.core.logs import setup_logging
 from app.core.paths import DataPaths, default_config_path, resolve_data_dir
 from app.core.timefmt import iso, local_day, parse_iso
+from app.models.catalog import ROLES
 
 log = logging.getLogger("daybook")
 
@@ -112,7 +113,7 @@ def _report(summary: dict[str, Any], as_json: bool, verb: str) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from app.capture.audio_file import WavFileSource
     from app.capture.video import Cv2FrameSource
-    from app.pipeline.factory import build_pipeline, make_key_frames, make_store
+    from app.pipeline.factory import build_pipeline, make_key_frames, make_store, model_manager
 
     if not args.video and not args.audio:
         raise InputError("nothing to ingest: give --video PATH and/or --audio PATH")
@@ -130,14 +131,20 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         total_s = max((src.duration_s or 0.0 for src in (audio, video) if src), default=0.0)
         pipe = build_pipeline(cfg, store=make_store(s.paths),
                               key_frames=make_key_frames(cfg, s.paths.key_frames),
-                              audio=audio, video=video)
+                              audio=audio, video=video, models=model_manager(cfg, s.paths))
         summary = _run(pipe, total_s=total_s, duration_s=None)
         summary["start"] = iso(start_s)
     return _report(summary, args.json, "Ingested")
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from app.pipeline.factory import build_pipeline, make_key_frames, make_store, open_live_sources
+    from app.pipeline.factory import (
+        build_pipeline,
+        make_key_frames,
+        make_store,
+        model_manager,
+        open_live_sources,
+    )
 
     with open_session(args) as s:
         cfg = s.cfg
@@ -151,7 +158,7 @@ def cmd_record(args: argparse.Namespace) -> int:
               "Ctrl-C stops", file=sys.stderr)
         pipe = build_pipeline(cfg, store=make_store(s.paths),
                               key_frames=make_key_frames(cfg, s.paths.key_frames),
-                              audio=audio, video=video)
+                              audio=audio, video=video, models=model_manager(cfg, s.paths))
         summary = _run(pipe, total_s=None, duration_s=args.duration)
         summary["missing"] = problems
     code = _report(summary, args.json, "Recorded")
@@ -223,6 +230,110 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _model_manager(args: argparse.Namespace) -> Any:
+    from app.models.catalog import load_catalog
+    from app.models.manager import ModelManager
+
+    cfg = load_config(default_config_path(args.config))
+    paths = resolve_data_dir(args.data_dir).ensure()
+    setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
+    folder = Path(cfg.models.dir).expanduser() if cfg.models.dir else paths.models
+    return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n else "?"
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from app.models.selection import describe_choices
+
+    mgr = _model_manager(args)
+    action = args.models_command
+    if action == "list":
+        installed = mgr.installed()
+        rows = []
+        for e in mgr.catalog.values():
+            m = installed.get(e.name)
+            rows.append({"name": e.name, "role": e.role, "size_bytes": e.size_bytes,
+                         "installed": m is not None, "default": e.default,
+                         "verified_hash": e.verified, "partial_bytes": mgr.partial_bytes(e.name),
+                         "licence": e.licence, "description": e.description,
+                         "requires": list(e.requires), "path": str(mgr.path(m)) if m else None})
+        for m in installed.values():
+            if m.name not in mgr.catalog:
+                rows.append({"name": m.name, "role": m.role, "size_bytes": m.size_bytes,
+                             "installed": True, "default": False, "verified_hash": False,
+                             "partial_bytes": 0, "licence": "(your own file)",
+                             "description": f"imported {m.installed_at}", "requires": [],
+                             "path": str(mgr.path(m))})
+        in_use = describe_choices(mgr)
+        if args.json:
+            print(json.dumps({"models_dir": str(mgr.dir), "models": rows, "in_use": in_use},
+                             indent=2))
+            return ExitCode.OK
+        print(f"Models folder: {mgr.dir}")
+        for r in rows:
+            mark = "installed" if r["installed"] else (
+                f"partial {_size(r['partial_bytes'])}" if r["partial_bytes"] else "-")
+            flags = ("default " if r["default"] else "") + ("" if r["verified_hash"] else
+                                                            "(hash unpublished) ")
+            print(f"  {r['name']:34} {r['role']:9} {_size(r['size_bytes']):>11}  {mark:18} "
+                  f"{flags}{r['description']}")
+        print("In use:")
+        for role, text in in_use.items():
+            print(f"  {role:9} {text}")
+        return ExitCode.OK
+    if action == "download":
+        return _download(mgr, args.name)
+    if action == "import":
+        model = mgr.import_file(Path(args.path), args.role, args.name)
+        state = "matches the catalog's published hash" if model.verified else \
+            f"sha256 {model.sha256}"
+        print(f"Imported {model.name} ({model.role}, {_size(model.size_bytes)}): {state}.")
+        return ExitCode.OK
+    model = mgr.remove(args.name)
+    print(f"Removed {model.name} ({model.file}).")
+    return ExitCode.OK
+
+
+def _download(mgr: Any, name: str) -> int:
+    from app.models.download import Progress
+
+    show = sys.stderr.isatty()
+    current = {"file": name}
+
+    def on_start(entry: Any) -> None:
+        current["file"] = entry.file
+        resume = mgr.partial_bytes(entry.name)
+        note = f", resuming at {_size(resume)}" if resume else ""
+        print(f"Downloading {entry.name} ({_size(entry.size_bytes)}{note}) from {entry.url}",
+              file=sys.stderr)
+
+    def on_progress(p: Progress) -> None:
+        if not show:
+            return
+        frac = p.done_bytes / p.total_bytes if p.total_bytes else 0.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r[{bar:<30}] {frac:6.1%} {_size(p.done_bytes):>11} "
+                         f"{p.rate_bps / 1e6:6.1f} MB/s ")
+        sys.stderr.flush()
+
+    try:
+        done = mgr.download(name, progress=on_progress, cancel=None, on_start=on_start)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the partial {current['file']} is kept; run the same command "
+              "again to resume", file=sys.stderr)
+        return ExitCode.INTERRUPTED
+    finally:
+        if show:
+            sys.stderr.write("\n")
+    for m in done:
+        check = "sha256 verified" if m.verified else f"sha256 {m.sha256} (no published hash)"
+        print(f"Installed {m.name} → {mgr.path(m)} ({check}).")
+    return ExitCode.OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -264,6 +375,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("models", parents=[common], help="list, download, import, remove models")
+    msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    m = msub.add_parser("list", parents=[common], help="the catalog, what is installed and in use")
+    m.add_argument("--json", action="store_true")
+    m = msub.add_parser("download", parents=[common], help="download a catalog model (resumes)")
+    m.add_argument("name")
+    m = msub.add_parser("import", parents=[common], help="install a model file you already have")
+    m.add_argument("path")
+    m.add_argument("--role", required=True, choices=ROLES)
+    m.add_argument("--name", help="name to list it under (default: from the file name)")
+    m = msub.add_parser("remove", parents=[common], help="delete an installed model")
+    m.add_argument("name")
+    p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("timeline", parents=[common], help="list a day's moments in order")
     p.add_argument("--day", help="YYYY-MM-DD (default: today)")

@@ -23,6 +23,8 @@ from app.core.events import AudioCaptured
 
 log = logging.getLogger(__name__)
 
+_POLL_S = 0.1
+
 
 def _sounddevice() -> Any:
     try:
@@ -52,20 +54,25 @@ class SoundDeviceSource:
     duration_s: float | None = None
 
     def __init__(
-        self, device: str = "default", *, block_ms: int = 30, queue_chunks: int = 500
+        self,
+        device: str = "default",
+        *,
+        block_ms: int = 30,
+        queue_chunks: int = 500,
+        stall_timeout_s: float = 3.0,
     ) -> None:
         self.sd = _sounddevice()
         self.device: int | str = int(device) if device.isdigit() else device
         self.name = f"microphone {device}"
         self.block_ms = block_ms
+        self.stall_timeout_s = stall_timeout_s  # a live device calls back every block_ms
         self.dropped_chunks = 0
         self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=queue_chunks)
         try:
             info = self.sd.query_devices(self.device, "input")
         except (self.sd.PortAudioError, ValueError) as exc:
             raise InputError(
-                f"no microphone '{device}' is available ({exc}). Daybook keeps running without "
-                "audio; connect a microphone or pick another in the settings."
+                f"no microphone '{device}' is available ({exc})"
             ) from exc
         self.device_name = str(info["name"])
         self._stream: Any = None
@@ -109,22 +116,20 @@ class SoundDeviceSource:
         self._stream.start()
         # One continuous clock: start time + samples so far (callback times jitter).
         start_s = time.time()
+        empty_polls = 0
         emitted = 0
         reported_drops = 0
         try:
             while not stop.is_set():
                 try:
-                    block, _frames = self._queue.get(timeout=0.1)
+                    block, _frames = self._queue.get(timeout=_POLL_S)
                 except queue.Empty:
-                    # PortAudio ends the stream on a device error (unplugged, sound server
-                    # gone); without this check we would wait for audio forever, unreported.
-                    stream = self._stream
-                    if stream is not None and not stream.active:
-                        raise InputError(
-                            f"microphone '{self.device_name}' stopped delivering audio "
-                            "(disconnected, or its sound server stopped)"
-                        ) from None
+                    # Counted in polls, not wall time: a long GIL hold (pocketsphinx keeps it
+                    # while decoding) stalls the callback too, and is not a dead device.
+                    empty_polls += 1
+                    self._check_alive(empty_polls * _POLL_S)
                     continue
+                empty_polls = 0
                 if self.dropped_chunks != reported_drops:
                     log.error(
                         "microphone: %d audio blocks lost (pipeline too slow)",
@@ -140,6 +145,23 @@ class SoundDeviceSource:
                 emitted += len(pcm)
         finally:
             self.close()
+
+    def _check_alive(self, silent_s: float) -> None:
+        """Raise InputError when the device is gone, instead of waiting for audio forever.
+
+        PortAudio ends the stream on some device errors (the sound server died); on others it
+        just stops calling back (a PulseAudio source unplugged: the stream stays "active")."""
+        stream = self._stream
+        if stream is not None and not stream.active:
+            reason = "the stream ended"
+        elif silent_s >= self.stall_timeout_s:
+            reason = f"no audio for {silent_s:.1f} s"
+        else:
+            return
+        raise InputError(
+            f"microphone '{self.device_name}' stopped delivering audio ({reason}); "
+            "was it disconnected, or did its sound server stop?"
+        )
 
     def close(self) -> None:
         if self._stream is not None:

@@ -37,7 +37,8 @@ class CaptureConfig:
 
 @dataclass(frozen=True)
 class VadConfig:
-    backend: str = _opt("webrtc", choices=("webrtc",))
+    backend: str = _opt("auto", choices=("auto", "webrtc", "silero"),
+                         doc="auto: Silero when installed, else webrtcvad")
     aggressiveness: int = _opt(2, lo=0, hi=3)
     hangover_ms: int = _opt(300, lo=30, hi=3000, doc="silence that ends an utterance")
     preroll_ms: int = _opt(300, lo=0, hi=2000, doc="audio kept before the detected start")
@@ -47,7 +48,8 @@ class VadConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
-    backend: str = _opt("pocketsphinx", choices=("pocketsphinx", "none"))
+    backend: str = _opt("auto", choices=("auto", "whisper", "pocketsphinx", "none"),
+                         doc="auto: whisper.cpp when a model is installed, else pocketsphinx")
     queue_utterances: int = _opt(1000, lo=1, hi=1_000_000, doc="the ASR todo queue")
 
 
@@ -77,6 +79,12 @@ class ReasoningConfig:
 
 
 @dataclass(frozen=True)
+class ModelsConfig:
+    dir: str = _opt("", doc="models folder; empty for DATA_DIR/models")
+    timeout_s: float = _opt(30.0, lo=1.0, hi=600.0, doc="a download stalled this long fails")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = _opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     max_file_bytes: int = _opt(5_000_000, lo=10_000, hi=1_000_000_000)
@@ -91,6 +99,7 @@ class Config:
     video: VideoConfig = field(default_factory=VideoConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
 

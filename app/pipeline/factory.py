@@ -9,10 +9,12 @@ from typing import Any
 
 from app.capture.base import AudioSource, FrameSource
 from app.core.config import Config
-from app.core.errors import BackendUnavailableError, InputError
+from app.core.errors import BackendUnavailableError, DaybookError, InputError
 from app.core.paths import DataPaths
 from app.memory.base import Embedder, MemoryStore
 from app.memory.keyframes import KeyFrameDir
+from app.models.manager import ModelManager
+from app.models.selection import choose
 from app.perception.base import Transcriber, Vad
 from app.perception.clips import ClipBuilder
 from app.perception.vad import SpeechSegmenter
@@ -23,16 +25,58 @@ from app.pipeline.workers import AsrWorker, CaptureThread, ClipWorker, MemoryWor
 log = logging.getLogger(__name__)
 
 
-def make_vad(cfg: Config) -> Vad:
+def model_manager(cfg: Config, paths: DataPaths) -> ModelManager | None:
+    """The installed models (reading only; nothing here touches the network)."""
+    from app.models.catalog import load_catalog
+    from app.models.manager import ModelManager
+
+    folder = Path(cfg.models.dir).expanduser() if cfg.models.dir else paths.models
+    try:
+        return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)
+    except DaybookError as exc:
+        log.warning("model manager unavailable (%s); using the embedded defaults", exc)
+        return None
+
+
+def make_vad(cfg: Config, manager: ModelManager | None = None) -> Vad:
     from app.perception.vad import WebRtcVad
 
+    if cfg.vad.backend != "webrtc":
+        choice = choose(manager, "vad")
+        if choice.model_path is not None:
+            try:
+                from app.perception.vad_silero import SileroVad
+
+                vad: Vad = SileroVad(choice.model_path)
+                log.info("VAD: %s", vad.name)
+                return vad
+            except Exception as exc:
+                log.warning("VAD: cannot use %s (%s); using webrtcvad", choice.using, exc)
+        elif cfg.vad.backend == "silero":
+            log.warning("VAD: silero asked for but %s; using webrtcvad", choice.reason)
+    log.info("VAD: webrtcvad")
     return WebRtcVad(cfg.vad.aggressiveness, frame_ms=30)
 
 
-def make_transcriber(cfg: Config) -> Transcriber | None:
+def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transcriber | None:
     """The configured ASR, or None (utterances are kept, untranscribed) with a logged reason."""
     if cfg.asr.backend == "none":
         return None
+    if cfg.asr.backend in ("auto", "whisper"):
+        choice = choose(manager, "asr")
+        if choice.model_path is not None:
+            try:
+                from app.perception.asr_whisper import WhisperTranscriber
+
+                whisper = WhisperTranscriber(choice.model_path)
+                log.info("ASR: %s", whisper.name)
+                return whisper
+            except DaybookError as exc:
+                log.warning("ASR: cannot use %s (%s); falling back to pocketsphinx",
+                            choice.using, exc)
+        elif cfg.asr.backend == "whisper":
+            log.warning("ASR: whisper asked for but %s; falling back to pocketsphinx",
+                        choice.reason)
     try:
         from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
 
@@ -96,13 +140,14 @@ def build_pipeline(
     transcriber: Transcriber | None = None,
     embedder: Embedder | None = None,
     bus: EventBus | None = None,
+    models: ModelManager | None = None,
 ) -> Pipeline:
     """Wire sources → perception → memory. Omitted backends come from the config."""
     bus = bus or EventBus()
     stop, abort = threading.Event(), threading.Event()
     embedder = embedder or make_embedder(cfg)
     if audio is not None and transcriber is None:
-        transcriber = make_transcriber(cfg)
+        transcriber = make_transcriber(cfg, models)
     common: dict[str, Any] = {"bus": bus, "abort": abort}
 
     # memory_inbox: fed by the ASR worker and the clip worker; read by the memory worker.
@@ -113,7 +158,7 @@ def build_pipeline(
     backends = {"embedder": embedder.name}
 
     if audio is not None:
-        vad = vad or make_vad(cfg)
+        vad = vad or make_vad(cfg, models)
         # vad_inbox: fed by the audio capture thread; read by the VAD worker. Never drops.
         vad_inbox: Inbox[Any] = Inbox("audio", cfg.capture.audio_queue_chunks)
         # asr_inbox: the ASR todo queue, fed by the VAD worker; read by the ASR worker.
