@@ -48,7 +48,7 @@ class FileServer:
             def do_GET(self) -> None:
                 hit = Hit(self.path, self.headers.get("Range"))
                 server.hits.append(hit)
-                _, mode, name = (self.path.split("/", 2) + ["", ""])[:3]
+                _, mode, name = ([*self.path.split("/", 2), "", ""])[:3]
                 data = server.files.get(name)
                 if data is None or mode not in ("ok", "drop", "stall", "wrong", "norange"):
                     self.send_error(404)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 import threading
 import time
@@ -12,7 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.models.download import ChecksumMismatch, DownloadCancelled, DownloadError, Progress, download
+from app.models.download import (
+    ChecksumMismatch,
+    DownloadCancelled,
+    DownloadError,
+    Progress,
+    download,
+)
 from tests.https_server import FileServer
 
 SIZE = 3_000_000
@@ -49,7 +56,7 @@ def test_full_download_with_progress(server: FileServer, tmp_path: Path) -> None
     assert dest.read_bytes() == DATA
     assert not (tmp_path / "m.gguf.part").exists()
     assert seen[-1].done_bytes == SIZE and seen[-1].total_bytes == SIZE
-    assert all(a.done_bytes <= b.done_bytes for a, b in zip(seen, seen[1:], strict=False))
+    assert all(a.done_bytes <= b.done_bytes for a, b in itertools.pairwise(seen))
     assert seen[-1].rate_bps > 0
 
 
@@ -146,3 +153,33 @@ def test_bad_file_behind_a_matching_hash_is_still_validated(server: FileServer,
     with pytest.raises(ModelFileError, match="is a gguf file, expected onnx"):
         _get(server, "ok", tmp_path / "m.onnx", validate=lambda p: validate_model_file(p, "onnx"))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_manager_downloads_a_model_with_its_companion(server: FileServer, tmp_path: Path) -> None:
+    from app.models.catalog import CatalogEntry
+    from app.models.manager import ModelManager
+    from app.models.selection import choose
+
+    proj = gguf_shaped(500_000, seed=1)
+    server.files["proj.gguf"] = proj
+
+    def entry(name: str, role: str, file: str, data: bytes, requires: tuple[str, ...] = ()
+              ) -> CatalogEntry:
+        return CatalogEntry(name=name, role=role, file=file, url=server.url("ok", file),
+                            size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+                            licence="MIT", description=name, format="gguf", requires=requires,
+                            default=True, verified=True)
+
+    catalog = {"tiny-vlm": entry("tiny-vlm", "vlm", "m.gguf", DATA, ("tiny-proj",)),
+               "tiny-proj": entry("tiny-proj", "mmproj", "proj.gguf", proj)}
+    mgr = ModelManager(tmp_path / "models", catalog, ssl_context=server.client_context())
+    started: list[str] = []
+    done = mgr.download("tiny-vlm", on_start=lambda e: started.append(e.name))
+    assert [m.name for m in done] == ["tiny-proj", "tiny-vlm"] == started
+    assert all(m.verified and m.origin == "catalog" for m in done)
+    assert set(mgr.installed()) == {"tiny-vlm", "tiny-proj"}
+    assert mgr.best("vlm") is not None and mgr.best("vlm").name == "tiny-vlm"  # type: ignore[union-attr]
+    assert "cannot run a vlm model yet" in choose(mgr, "vlm").reason
+    hits = len(server.hits)
+    assert [m.name for m in mgr.download("tiny-vlm")] == ["tiny-proj", "tiny-vlm"]
+    assert len(server.hits) == hits  # already installed: nothing fetched again
