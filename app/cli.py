@@ -285,6 +285,10 @@ def cmd_models(args: argparse.Namespace) -> int:
             print(f"  {role:9} {text}")
         return ExitCode.OK
     if action == "download":
+        if args.name.startswith(("https://", "http://")):
+            if not args.role:
+                raise InputError("downloading from an address needs --role (e.g. --role llm)")
+            return _download(mgr, args.name, role=args.role, as_name=args.as_name)
         return _download(mgr, args.name)
     if action == "import":
         model = mgr.import_file(Path(args.path), args.role, args.name)
@@ -297,7 +301,7 @@ def cmd_models(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _download(mgr: Any, name: str) -> int:
+def _download(mgr: Any, name: str, role: str | None = None, as_name: str | None = None) -> int:
     from app.models.download import Progress
 
     show = sys.stderr.isatty()
@@ -320,7 +324,12 @@ def _download(mgr: Any, name: str) -> int:
         sys.stderr.flush()
 
     try:
-        done = mgr.download(name, progress=on_progress, cancel=None, on_start=on_start)
+        if role is not None:
+            print(f"Downloading {name} (no published checksum: its sha256 will be recorded)",
+                  file=sys.stderr)
+            done = [mgr.download_url(name, role, as_name, progress=on_progress)]
+        else:
+            done = mgr.download(name, progress=on_progress, cancel=None, on_start=on_start)
     except KeyboardInterrupt:
         print(f"\ninterrupted: the partial {current['file']} is kept; run the same command "
               "again to resume", file=sys.stderr)
@@ -380,8 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     m = msub.add_parser("list", parents=[common], help="the catalog, what is installed and in use")
     m.add_argument("--json", action="store_true")
-    m = msub.add_parser("download", parents=[common], help="download a catalog model (resumes)")
-    m.add_argument("name")
+    m = msub.add_parser("download", parents=[common],
+                        help="download a catalog model, or a file from an https address (resumes)")
+    m.add_argument("name", help="catalog name, or an https:// address (then --role is needed)")
+    m.add_argument("--role", choices=ROLES, help="for an address: what the model is for")
+    m.add_argument("--as", dest="as_name", help="for an address: the name to list it under")
     m = msub.add_parser("import", parents=[common], help="install a model file you already have")
     m.add_argument("path")
     m.add_argument("--role", required=True, choices=ROLES)

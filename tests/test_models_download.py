@@ -183,3 +183,20 @@ def test_manager_downloads_a_model_with_its_companion(server: FileServer, tmp_pa
     hits = len(server.hits)
     assert [m.name for m in mgr.download("tiny-vlm")] == ["tiny-proj", "tiny-vlm"]
     assert len(server.hits) == hits  # already installed: nothing fetched again
+
+
+def test_download_from_a_user_entered_address(server: FileServer, tmp_path: Path) -> None:
+    from app.models.catalog import load_catalog
+    from app.models.manager import ModelError, ModelManager
+
+    mgr = ModelManager(tmp_path / "models", load_catalog(), ssl_context=server.client_context())
+    model = mgr.download_url(server.url("ok", "m.gguf"), "llm", name="my-llm")
+    assert (model.name, model.role, model.origin, model.verified) == ("my-llm", "llm", "url", False)
+    assert model.sha256 == SHA and mgr.path(model).read_bytes() == DATA
+    with pytest.raises(ModelError, match="only https"):
+        mgr.download_url("http://127.0.0.1/x.gguf", "llm")
+    from app.models.validate import ModelFileError
+
+    with pytest.raises(ModelFileError, match="is a gguf file, expected whisper-ggml"):
+        mgr.download_url(server.url("ok", "m.gguf"), "asr", name="not-whisper")
+    assert "not-whisper" not in mgr.installed()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.core.errors import DaybookError
 from app.core.lock import DataDirLock
@@ -39,7 +40,7 @@ class InstalledModel:
     file: str
     size_bytes: int
     sha256: str
-    origin: str  # "catalog" or "import"
+    origin: str  # "catalog", "url" (user-entered address) or "import"
     installed_at: str
     verified: bool  # the hash matched a published one
 
@@ -112,6 +113,27 @@ class ModelManager:
                 size_bytes=dest.stat().st_size, sha256=digest, origin="catalog",
                 installed_at=_now(), verified=bool(item.sha256))))
         return done
+
+    def download_url(self, url: str, role: str, name: str | None = None,
+                     progress: ProgressFn | None = None,
+                     cancel: threading.Event | None = None) -> InstalledModel:
+        """Download a model from a user-entered https URL (no published hash: recorded as is)."""
+        if role not in ROLES:
+            raise ModelError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+        if not url.startswith("https://"):
+            raise ModelError(f"only https:// addresses are allowed, not {url}")
+        file = _name_from(Path(urlsplit(url).path or "model"))
+        fmt = ROLE_FORMATS[role]
+        file = file + _suffix(fmt) if not file.endswith(_suffix(fmt)) else file
+        name = name or Path(file).stem
+        if name in self.catalog:
+            raise ModelError(f"{name} is a catalog model: download it by name instead")
+        dest = self.dir / file
+        digest = download(url, dest, progress=progress, cancel=cancel, timeout_s=self.timeout_s,
+                          ssl_context=self.ssl_context, validate=_validator(fmt))
+        return self._record(InstalledModel(
+            name=name, role=role, file=file, size_bytes=dest.stat().st_size, sha256=digest,
+            origin="url", installed_at=_now(), verified=False))
 
     def import_file(self, source: Path, role: str, name: str | None = None) -> InstalledModel:
         """Copy a local model file into the models dir after validating it."""
