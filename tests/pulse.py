@@ -9,34 +9,85 @@ there; nothing of the user's own sound setup is touched. While the server is ope
 `os.environ["PULSE_SERVER"]` points at it and PortAudio is re-initialised so its device list is
 fresh (PortAudio scans devices only in Pa_Initialize); `close()` restores both.
 
-A feeder thread writes the FIFO in 20 ms blocks at real-time pace: queued audio first, silence
-whenever nothing is queued. It must keep writing until every stream recording from the FIFO is
-closed: PulseAudio's pipe source produces nothing while its writer is idle, and PortAudio's
-`stop()` then waits forever for the next buffer.
+A feeder writes the FIFO in 20 ms blocks at real-time pace: queued audio first, silence whenever
+nothing is queued. It must keep writing until every stream recording from the FIFO is closed:
+PulseAudio's pipe source produces nothing while its writer is idle, and PortAudio's `stop()` then
+waits forever for the next buffer.
+
+The feeder is a small process of its own, not a thread of the test: like a real microphone it must
+keep time while the pipeline under test holds the GIL (pocketsphinx does, for the whole decode of
+an utterance; under CPU load that is seconds, and an in-process feeder would stall with it).
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import fcntl
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import numpy as np
 
 RATE_HZ = 16_000
 BLOCK_MS = 20
 BLOCK_SAMPLES = RATE_HZ * BLOCK_MS // 1000
-# The FIFO's kernel buffer is shrunk to one page (≈128 ms of audio) so audio written while nobody
-# records cannot pile up and reach a later recording seconds late.
-PIPE_BYTES = 4096
+
+# The feeder process. Reads int16 PCM from stdin as fast as it comes, writes it to the FIFO in
+# blocks at real-time pace (silence when nothing is queued), prints the number of fed samples
+# written each time its queue runs empty, and ends when stdin is closed.
+_FEEDER = r"""
+import fcntl, os, sys, threading, time
+fifo, block_bytes, block_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+# The daemon holds the FIFO open read-write, so this does not block; O_NONBLOCK turns a missing
+# reader into an error (ENXIO) instead of a hang.
+fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+os.set_blocking(fd, True)
+try:  # one page (128 ms): audio written while nobody records cannot pile up and arrive late
+    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, 4096)
+except OSError:
+    pass
+buf, lock, eof = bytearray(), threading.Lock(), threading.Event()
+
+def read_stdin():
+    while data := sys.stdin.buffer.read1(1 << 16):
+        with lock:
+            buf.extend(data)
+    eof.set()
+
+threading.Thread(target=read_stdin, daemon=True).start()
+played, t_next = 0, time.monotonic()
+print("ready", flush=True)
+while not eof.is_set():
+    with lock:
+        block = bytes(buf[:block_bytes])
+        del buf[:block_bytes]
+        drained = not buf
+    n = len(block)
+    view = memoryview(block + bytes(block_bytes - n))
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:  # the daemon is gone, or its microphone was unplugged
+        print(f"feeder: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)  # not sys.exit: the stdin thread would abort the interpreter's shutdown
+    if n:
+        played += n
+        if drained:
+            print(played // 2, flush=True)
+    t_next += block_s
+    delay = t_next - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+    elif delay < -0.5:  # blocked a long while (nobody recording): go on from now, no burst
+        t_next = time.monotonic()
+"""
 
 
 def available() -> bool:
@@ -52,6 +103,14 @@ class PulseError(RuntimeError):
     pass
 
 
+def _die_with_parent() -> list[str]:
+    """A prefix that makes the daemon exit with the test process (PR_SET_PDEATHSIG), so a
+    killed test run leaves no daemon behind. (The signal follows the thread that started the
+    daemon: start it from the main thread.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM"] if setpriv else []
+
+
 def reinit_portaudio() -> None:
     """Make PortAudio rescan devices (it does so only in Pa_Initialize, at import)."""
     import sounddevice as sd
@@ -63,22 +122,24 @@ def reinit_portaudio() -> None:
 class PulseServer:
     """A private PulseAudio daemon: default source `mic` (fed from a FIFO), default sink `spk`."""
 
-    def __init__(self, tmp_dir: Path, *, start_timeout_s: float = 15.0) -> None:
+    def __init__(self, tmp_dir: Path, *, shm: bool = True, start_timeout_s: float = 15.0) -> None:
+        """`shm=False` sends audio over the socket instead of shared memory. Use it when the test
+        kills the daemon: libpulse 16 can deadlock in a recording client whose server dies while
+        shared-memory blocks are in flight (pa_memimport_free waits, holding the mainloop lock
+        that PortAudio's ALSA thread needs), and then Pa_AbortStream and Pa_Terminate hang."""
         self.dir = Path(tmp_dir) / "pulse"
         self.socket = self.dir / "native.sock"
         self.fifo = self.dir / "mic.fifo"
         self.log_path = self.dir / "daemon.log"
         self.server = f"unix:{self.socket}"
         self.start_timeout_s = start_timeout_s
-        self.samples_written = 0  # blocks actually written to the FIFO, audio and silence
+        self.shm = shm
         self.samples_fed = 0  # audio queued with feed()
+        self.samples_played = 0  # of that, written to the FIFO
         self._proc: subprocess.Popen[bytes] | None = None
-        self._queue: collections.deque[np.ndarray] = collections.deque()
-        self._queued = 0
-        self._lock = threading.Condition()
-        self._stop = threading.Event()
-        self._feeder: threading.Thread | None = None
-        self._feeder_error: BaseException | None = None
+        self._feeder: subprocess.Popen[bytes] | None = None
+        self._feeder_log = self.dir / "feeder.log"
+        self._played = threading.Condition()
         self._saved_env: dict[str, str | None] = {}
         self._env_set = False
 
@@ -110,7 +171,6 @@ class PulseServer:
         # module-pipe-source makes the FIFO itself and refuses one that already exists.
         script = self.dir / "daemon.pa"
         script.write_text(
-            ".fail\n"  # a module that fails to load stops the daemon (an error, not a hang)
             f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}\n"
             f"load-module module-pipe-source source_name=mic file={self.fifo} "
             f"format=s16le rate={RATE_HZ} channels=1\n"
@@ -120,9 +180,10 @@ class PulseServer:
         )
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(
-                ["pulseaudio", "--daemonize=no", "--system=false", "--exit-idle-time=-1",
-                 "--use-pid-file=no", "--disallow-exit=no", "--realtime=no",
-                 "--high-priority=no", "--log-target=stderr", "-n", "-F", str(script)],
+                [*_die_with_parent(), "pulseaudio", "--daemonize=no", "--system=false",
+                 "--exit-idle-time=-1", "--use-pid-file=no", "--disallow-exit=no", "--realtime=no",
+                 "--high-priority=no", f"--disable-shm={'no' if self.shm else 'yes'}",
+                 "--log-target=stderr", "-n", "-F", str(script)],
                 env=self._daemon_env(), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -153,6 +214,7 @@ class PulseServer:
                     last = "pactl info timed out"
                 else:
                     if r.returncode == 0:
+                        self._check_mic()
                         return
                     last = (r.stderr or r.stdout).strip()
             time.sleep(0.05)
@@ -160,6 +222,12 @@ class PulseServer:
             f"pulseaudio did not answer `pactl info` within {self.start_timeout_s:.0f} s "
             f"({last or 'no socket'}):\n" + self.log_tail()
         )
+
+    def _check_mic(self) -> None:
+        # The daemon goes on when a module of its script fails to load (even after `.fail`).
+        sources = self.pactl("list", "short", "sources").split()
+        if "mic" not in sources or not self.fifo.exists():
+            raise PulseError("pulseaudio started without its FIFO microphone:\n" + self.log_tail())
 
     def log_tail(self, n: int = 30) -> str:
         try:
@@ -198,11 +266,14 @@ class PulseServer:
 
         Close every stream recording from this server first (the feeder must still be running
         while they stop)."""
-        self._stop.set()
-        with self._lock:
-            self._lock.notify_all()
-        if self._feeder is not None:
-            self._feeder.join(1.0)
+        feeder = self._feeder
+        if feeder is not None:
+            with contextlib.suppress(OSError):
+                assert feeder.stdin is not None
+                feeder.stdin.close()  # the feeder's signal to end
+            # A write blocked on a reader that stopped reading fails once the daemon is gone.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                feeder.wait(2)
         proc = self._proc
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
@@ -213,9 +284,18 @@ class PulseServer:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(5)
-        if self._feeder is not None:
-            self._feeder.join(5.0)  # a write blocked on a dead reader now fails with EPIPE
+        if feeder is not None and feeder.poll() is None:
+            try:
+                feeder.wait(5)  # its blocked write fails with EPIPE now that the daemon is gone
+            except subprocess.TimeoutExpired:
+                feeder.kill()
+                feeder.wait(5)
         self._restore_env()
+
+    def unplug(self) -> None:
+        """Remove the microphone, as pulling a USB microphone out would: its recording streams
+        are killed by the server."""
+        self.pactl("unload-module", "module-pipe-source")
 
     def kill(self) -> None:
         """Kill the daemon (SIGKILL) as a crash or an unplugged device would end it; `close()`
@@ -242,77 +322,58 @@ class PulseServer:
         pcm = np.asarray(pcm)
         if pcm.ndim != 1 or pcm.dtype != np.int16:
             raise ValueError(f"expected 1-D int16 PCM, got {pcm.dtype} {pcm.shape}")
-        if self._feeder_error is not None:
-            raise PulseError(f"the FIFO feeder failed: {self._feeder_error!r}")
-        with self._lock:
-            self._queue.append(pcm.copy())
-            self._queued += len(pcm)
-            self.samples_fed += len(pcm)
+        feeder = self._feeder
+        if feeder is None or feeder.poll() is not None:
+            raise PulseError(f"the FIFO feeder is not running: {self._feeder_problem()}")
+        assert feeder.stdin is not None
+        try:
+            feeder.stdin.write(pcm.astype("<i2").tobytes())  # it reads eagerly: no long block
+            feeder.stdin.flush()
+        except BrokenPipeError as exc:
+            raise PulseError(f"the FIFO feeder ended: {self._feeder_problem()}") from exc
+        self.samples_fed += len(pcm)
 
     def wait_played(self, timeout_s: float) -> None:
         """Block until everything fed so far has been written to the FIFO."""
         deadline = time.monotonic() + timeout_s
-        with self._lock:
-            while self._queued > 0:
-                if self._feeder_error is not None:
-                    raise PulseError(f"the FIFO feeder failed: {self._feeder_error!r}")
+        with self._played:
+            while self.samples_played < self.samples_fed:
+                if self._feeder is None or self._feeder.poll() is not None:
+                    raise PulseError(f"the FIFO feeder ended: {self._feeder_problem()}")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise PulseError(
-                        f"{self._queued / RATE_HZ:.2f} s of audio still unwritten after "
-                        f"{timeout_s} s"
+                        f"{(self.samples_fed - self.samples_played) / RATE_HZ:.2f} s of audio "
+                        f"still unwritten after {timeout_s:.1f} s"
                     )
-                self._lock.wait(min(left, 0.1))
+                self._played.wait(min(left, 0.1))
+
+    def _feeder_problem(self) -> str:
+        try:
+            text = self._feeder_log.read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        code = self._feeder.poll() if self._feeder is not None else None
+        return f"exit status {code}; {text[-2000:] or 'no output'}"
 
     def _start_feeder(self) -> None:
-        # The daemon holds the FIFO open read-write, so this open does not block; O_NONBLOCK
-        # turns a missing reader into an error (ENXIO) instead of a hang.
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
-        os.set_blocking(fd, True)
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        self._feeder = threading.Thread(target=self._feed_loop, args=(fd,), name="pulse-feeder",
-                                        daemon=True)
-        self._feeder.start()
+        with self._feeder_log.open("wb") as log:
+            self._feeder = subprocess.Popen(
+                [sys.executable, "-c", _FEEDER, str(self.fifo), str(BLOCK_SAMPLES * 2),
+                 str(BLOCK_SAMPLES / RATE_HZ)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+            )
+        assert self._feeder.stdout is not None
+        if self._feeder.stdout.readline().strip() != b"ready":
+            self._feeder.wait(5)
+            raise PulseError(f"the FIFO feeder did not start: {self._feeder_problem()}")
+        threading.Thread(target=self._read_progress, args=(self._feeder.stdout,),
+                         name="pulse-feeder-progress", daemon=True).start()
 
-    def _next_block(self) -> np.ndarray:
-        out = np.zeros(BLOCK_SAMPLES, dtype=np.int16)
-        filled = 0
-        with self._lock:
-            while filled < BLOCK_SAMPLES and self._queue:
-                head = self._queue[0]
-                n = min(BLOCK_SAMPLES - filled, len(head))
-                out[filled : filled + n] = head[:n]
-                filled += n
-                if n == len(head):
-                    self._queue.popleft()
-                else:
-                    self._queue[0] = head[n:]
-            self._queued -= filled
-            if self._queued == 0:
-                self._lock.notify_all()
-        return out
-
-    def _feed_loop(self, fd: int) -> None:
-        block_s = BLOCK_SAMPLES / RATE_HZ
-        t_next = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                data = self._next_block().astype("<i2").tobytes()
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                self.samples_written += BLOCK_SAMPLES
-                t_next += block_s
-                delay = t_next - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                elif delay < -0.5:  # blocked for a long time (nobody recording): do not burst
-                    t_next = time.monotonic()
-        except OSError as exc:
-            if not self._stop.is_set():
-                self._feeder_error = exc
-        finally:
-            os.close(fd)
-            with self._lock:
-                self._lock.notify_all()
+    def _read_progress(self, out: Any) -> None:
+        for line in out:
+            with self._played:
+                self.samples_played = int(line)
+                self._played.notify_all()
+        with self._played:
+            self._played.notify_all()

@@ -67,6 +67,7 @@ class SoundDeviceSource:
         self.block_ms = block_ms
         self.stall_timeout_s = stall_timeout_s  # a live device calls back every block_ms
         self.dropped_chunks = 0
+        self.overflows = 0
         self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=queue_chunks)
         try:
             info = self.sd.query_devices(self.device, "input")
@@ -80,6 +81,8 @@ class SoundDeviceSource:
         self._open(float(info.get("default_samplerate") or TARGET_SAMPLE_RATE_HZ))
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        if status and status.input_overflow:
+            self.overflows += 1  # PortAudio lost input before we saw it: counted, reported
         try:
             self._queue.put_nowait((indata[:, 0].copy(), frames))
         except queue.Full:
@@ -119,6 +122,7 @@ class SoundDeviceSource:
         empty_polls = 0
         emitted = 0
         reported_drops = 0
+        reported_overflows = 0
         try:
             while not stop.is_set():
                 try:
@@ -136,6 +140,10 @@ class SoundDeviceSource:
                         self.dropped_chunks - reported_drops,
                     )
                     reported_drops = self.dropped_chunks
+                if self.overflows != reported_overflows:
+                    log.error("microphone: input overflowed %d time(s); audio was lost",
+                              self.overflows - reported_overflows)
+                    reported_overflows = self.overflows
                 pcm = float_to_int16(resampler.process(block))
                 yield AudioCaptured(
                     pcm=pcm,

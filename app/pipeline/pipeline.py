@@ -67,9 +67,10 @@ class Pipeline:
             values[f"{inbox.name}.high_water"] = inbox.high_water
             values[f"{inbox.name}.dropped"] = inbox.dropped
         for capture in self.captures:
-            dropped = getattr(capture.source, "dropped_chunks", None)
-            if dropped is not None:
-                values[f"{capture.name}.dropped"] = int(dropped)
+            for counter in ("dropped_chunks", "overflows"):
+                value = getattr(capture.source, counter, None)
+                if value is not None:
+                    values[f"{capture.name}.{counter}"] = int(value)
         for worker in self.workers:
             values[f"{worker.name}.errors"] = worker.errors
         return values
