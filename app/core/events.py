@@ -45,6 +45,14 @@ class FrameCaptured:
     index: int
 
 
+@dataclass(frozen=True, eq=False)
+class FramePreviewed:
+    """The latest camera frame, downscaled, for the live preview (never stored)."""
+
+    image: np.ndarray
+    t_s: float
+
+
 @dataclass(frozen=True)
 class SourceEnded:
     """A source has no more data (end of file, device closed). Flows down the pipeline so every
@@ -119,3 +127,42 @@ class MomentsStored:
 class WorkerFailed:
     worker: str
     message: str
+
+
+@dataclass(frozen=True)
+class MomentsDeleted:
+    ids: tuple[str, ...]
+
+
+# --- control and reasoning --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordingPaused:
+    """Capture is withheld (nothing is stored) until `until_s`, or until resumed if None."""
+
+    until_s: float | None
+    reason: str = "paused"
+
+
+@dataclass(frozen=True)
+class RecordingResumed:
+    pass
+
+
+@dataclass(frozen=True)
+class AnswerStarted:
+    question_id: int
+    question: str
+
+
+@dataclass(frozen=True)
+class AnswerChunk:
+    question_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerFinished:
+    question_id: int
+    answer: object  # app.reasoning.base.Answer (kept untyped: events stay import-light)

@@ -116,5 +116,9 @@ class ChromaMemoryStore:
             )
         return sorted(out, key=lambda m: (m.t0_s, m.kind))
 
+    def delete(self, ids: list[str]) -> None:
+        for col in self._cols.values():
+            col.delete(ids=ids)
+
     def count(self) -> dict[str, int]:
         return {kind: col.count() for kind, col in self._cols.items()}

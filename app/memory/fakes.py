@@ -30,6 +30,10 @@ class InMemoryStore:
             key=lambda m: (m.t0_s, m.kind),
         )
 
+    def delete(self, ids: list[str]) -> None:
+        for id_ in ids:
+            self.items.pop(id_, None)
+
     def count(self) -> dict[str, int]:
         kinds = [m.kind for m, _ in self.items.values()]
         return {"utterance": kinds.count("utterance"), "clip": kinds.count("clip")}

@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 
 from app.capture.base import AudioSource as AudioSourceT
@@ -15,6 +16,7 @@ from app.core.events import (
     AudioCaptured,
     ClipClosed,
     FrameCaptured,
+    FramePreviewed,
     MomentsStored,
     SourceEnded,
     SourceFailed,
@@ -50,8 +52,13 @@ class CaptureThread(threading.Thread):
         bus: EventBus,
         stop: threading.Event,
         abort: threading.Event,
+        recording: threading.Event | None = None,
+        preview_width: int = 0,
     ) -> None:
         super().__init__(name=name, daemon=True)
+        self.recording = recording  # cleared: paused/incognito, items are not passed on
+        self.preview_width = preview_width  # > 0: publish each frame, downscaled, for preview
+        self.withheld = 0
         self.source = source
         self.out = out
         self.bus = bus
@@ -69,6 +76,12 @@ class CaptureThread(threading.Thread):
                 src.chunks(self.stop) if isinstance(src, AudioSourceT) else src.frames(self.stop)
             )
             for item in items:
+                if self.preview_width and isinstance(item, FrameCaptured):
+                    self.bus.emit(FramePreviewed(_downscale(item.image, self.preview_width),
+                                                 item.t_s))
+                if self.recording is not None and not self.recording.is_set():
+                    self.withheld += 1
+                    continue
                 if not self.out.put(item, self.abort):
                     break
                 self.items += 1
@@ -86,6 +99,13 @@ class CaptureThread(threading.Thread):
             src.close()
             self.out.put(SourceEnded(source=src.name))
             self.bus.emit(SourceEnded(source=src.name))
+
+
+def _downscale(image: np.ndarray, width: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    if w <= width:
+        return image
+    return cv2.resize(image, (width, round(h * width / w)), interpolation=cv2.INTER_AREA)
 
 
 class VadWorker(Worker):
@@ -154,8 +174,15 @@ class ClipWorker(Worker):
         super().__init__(**kw)
         self.builder = builder
         self.memory_inbox = memory_inbox
+        self._gap_s = 1.0 / builder.cfg.sample_fps
+        self._next_due_s = float("-inf")
 
     def handle(self, item: FrameCaptured) -> None:
+        # Sources may deliver faster than the memory samples (for a smooth preview).
+        if item.t_s + 0.02 < self._next_due_s:
+            return
+        on_time = item.t_s - self._next_due_s < 0.5 * self._gap_s
+        self._next_due_s = (self._next_due_s if on_time else item.t_s) + self._gap_s
         self._emit(self.builder.push(item))
 
     def _emit(self, clip: ClipClosed | None) -> None:

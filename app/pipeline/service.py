@@ -1,0 +1,191 @@
+"""Daybook as one object: the memory, the running pipeline, questions, privacy controls.
+
+This is what the desktop app (and any other front end) drives. It is Qt-free: results and live
+updates arrive as events on `bus`, emitted from worker threads; a GUI must cross into its own
+thread (see app/ui/bridge.py) before touching widgets.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from app.capture.base import AudioSource, FrameSource
+from app.core.config import Config
+from app.core.events import (
+    AnswerChunk,
+    AnswerFinished,
+    AnswerStarted,
+    MomentsDeleted,
+    RecordingPaused,
+    RecordingResumed,
+)
+from app.core.paths import DataPaths
+from app.memory.base import Moment
+from app.pipeline.factory import (
+    build_pipeline,
+    make_embedder,
+    make_key_frames,
+    make_store,
+    model_manager,
+)
+from app.pipeline.pipeline import Pipeline
+from app.pipeline.runtime import EventBus
+from app.reasoning.base import Answer, Citation
+from app.reasoning.extractive import ExtractiveReasoner
+from app.reasoning.retrieve import Retriever
+
+log = logging.getLogger(__name__)
+
+PREVIEW_WIDTH = 480
+PREVIEW_FPS = 5.0
+
+
+class DaybookService:
+    """Owns the store for this process (the caller holds the data-dir lock)."""
+
+    def __init__(self, cfg: Config, paths: DataPaths, *, bus: EventBus | None = None) -> None:
+        self.cfg = cfg
+        self.paths = paths
+        self.bus = bus or EventBus()
+        self.store = make_store(paths)
+        self.key_frames = make_key_frames(cfg, paths.key_frames)
+        self.models = model_manager(cfg, paths)
+        self.embedder = make_embedder(cfg)
+        self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning)
+        self.reasoner = ExtractiveReasoner()
+        self.pipeline: Pipeline | None = None
+        self.recording = threading.Event()
+        self.recording.set()
+        self.paused_until_s: float | None = None
+        self._question_ids = itertools.count(1)
+        self._resume_timer: threading.Timer | None = None
+        self._store_lock = threading.Lock()  # Chroma calls from the GUI's helper threads
+
+    # --- the pipeline ----------------------------------------------------------------------
+
+    def start(self, *, audio: AudioSource | None, video: FrameSource | None) -> Pipeline:
+        self.stop()
+        self.pipeline = build_pipeline(
+            self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
+            embedder=self.embedder, bus=self.bus, models=self.models)
+        for capture in self.pipeline.captures:
+            capture.recording = self.recording
+            if capture.name == "capture-video":
+                capture.preview_width = PREVIEW_WIDTH
+        return self.pipeline.start()
+
+    def stop(self, drain_timeout_s: float = 30.0) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stop(drain_timeout_s)
+            self.pipeline = None
+
+    # --- privacy -----------------------------------------------------------------------------
+
+    def pause(self, minutes: float | None = None, reason: str = "paused") -> None:
+        """Stop storing anything (for `minutes`, or until `resume`)."""
+        self.recording.clear()
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+        self.paused_until_s = time.time() + minutes * 60 if minutes else None
+        if minutes:
+            self._resume_timer = threading.Timer(minutes * 60, self.resume)
+            self._resume_timer.daemon = True
+            self._resume_timer.start()
+        log.info("recording %s%s", reason, f" for {minutes:g} min" if minutes else "")
+        self.bus.emit(RecordingPaused(self.paused_until_s, reason))
+
+    def resume(self) -> None:
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()
+            self._resume_timer = None
+        self.paused_until_s = None
+        self.recording.set()
+        log.info("recording resumed")
+        self.bus.emit(RecordingResumed())
+
+    @property
+    def is_recording(self) -> bool:
+        return self.recording.is_set()
+
+    def delete(self, moments: list[Moment]) -> None:
+        """Forget moments and their key frames."""
+        if not moments:
+            return
+        with self._store_lock:
+            self.store.delete([m.id for m in moments])
+        for m in moments:
+            if m.key_frame:
+                self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
+        log.info("deleted %d moments", len(moments))
+        self.bus.emit(MomentsDeleted(tuple(m.id for m in moments)))
+
+    def delete_range(self, t0_s: float, t1_s: float) -> int:
+        """Forget everything that started in [t0, t1); returns how many moments."""
+        from app.reasoning.timewords import TimeScope
+
+        doomed = [m for day in TimeScope(t0_s, t1_s, "").days()
+                  for m in self.moments_on_day(day) if t0_s <= m.t0_s < t1_s]
+        self.delete(doomed)
+        return len(doomed)
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def moments_on_day(self, day: str) -> list[Moment]:
+        with self._store_lock:
+            return self.store.moments_on_day(day)
+
+    def search(self, text: str) -> list[Citation]:
+        with self._store_lock:
+            citations, _ = self.retriever.retrieve(text)
+        return citations
+
+    def thumbnail_path(self, m: Moment) -> Path | None:
+        if m.key_frame:
+            return self.key_frames.absolute(m.key_frame)
+        return self.key_frames.near(m.t0_s, m.t1_s)
+
+    def ask(self, question: str) -> int:
+        """Answer in a background thread; AnswerStarted/Chunk/Finished events follow."""
+        qid = next(self._question_ids)
+        threading.Thread(target=self._answer, args=(qid, question), name=f"ask-{qid}",
+                         daemon=True).start()
+        return qid
+
+    def ask_now(self, question: str) -> Answer:
+        with self._store_lock:
+            citations, scope = self.retriever.retrieve(question)
+        label = scope.label if scope else None
+        return Answer(question, self.reasoner.answer(question, citations, label), citations,
+                      label)
+
+    def _answer(self, qid: int, question: str) -> None:
+        self.bus.emit(AnswerStarted(qid, question))
+        try:
+            answer = self.ask_now(question)
+        except Exception as exc:
+            log.exception("answering %r failed", question)
+            answer = Answer(question, f"Sorry, I could not search my memory ({exc}).")
+        # The extractive answer streams line by line; an LLM will stream tokens.
+        for line in answer.text.splitlines(keepends=True):
+            self.bus.emit(AnswerChunk(qid, line))
+        self.bus.emit(AnswerFinished(qid, answer))
+
+    def status(self) -> dict[str, Any]:
+        pipe = self.pipeline
+        return {
+            "recording": self.is_recording,
+            "paused_until_s": self.paused_until_s,
+            "backends": pipe.backends if pipe else {},
+            "counters": pipe.counters() if pipe else {},
+            "running": bool(pipe and any(c.is_alive() for c in pipe.captures)),
+        }
+
+    def close(self) -> None:
+        self.stop()
+        if self._resume_timer is not None:
+            self._resume_timer.cancel()

@@ -1,0 +1,25 @@
+"""Events from worker threads into the GUI thread.
+
+The pipeline's EventBus calls listeners in the emitting worker's thread. `EventBridge` is a QObject
+living in the GUI thread; its listener only emits a signal, which Qt queues across threads, so
+connected slots run in the GUI thread. Never connect a lambda that touches widgets to the bus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from app.pipeline.runtime import EventBus
+
+
+class EventBridge(QObject):
+    event = Signal(object)
+
+    def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        bus.subscribe(self._from_any_thread)
+
+    def _from_any_thread(self, event: Any) -> None:
+        self.event.emit(event)
