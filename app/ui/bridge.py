@@ -15,11 +15,11 @@ from app.pipeline.runtime import EventBus
 
 
 class EventBridge(QObject):
-    event = Signal(object)
+    received = Signal(object)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
         bus.subscribe(self._from_any_thread)
 
     def _from_any_thread(self, event: Any) -> None:
-        self.event.emit(event)
+        self.received.emit(event)
