@@ -39,7 +39,7 @@ class Session:
 def open_session(args: argparse.Namespace) -> Iterator[Session]:
     """Config, data dir, logging and the data-dir lock, in that order."""
     cfg = load_config(default_config_path(args.config))
-    paths = resolve_data_dir(args.data_dir).ensure()
+    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
     log.info("daybook %s, data dir %s, config %s", __version__, paths.root, cfg.source)
     with DataDirLock(paths.lock_file) as lock:
@@ -235,7 +235,7 @@ def _model_manager(args: argparse.Namespace) -> Any:
     from app.models.manager import ModelManager
 
     cfg = load_config(default_config_path(args.config))
-    paths = resolve_data_dir(args.data_dir).ensure()
+    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
     folder = Path(cfg.models.dir).expanduser() if cfg.models.dir else paths.models
     return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)

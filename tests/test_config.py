@@ -55,3 +55,15 @@ def test_defaults_document_round_trips() -> None:
 def test_replace_changes_one_field() -> None:
     cfg = Config().replace(vad={"hangover_ms": 200})
     assert cfg.vad.hangover_ms == 200 and cfg.vad.preroll_ms == Config().vad.preroll_ms
+
+
+def test_save_writes_only_changes_and_round_trips(tmp_path: Path) -> None:
+    from app.core.config import save_config
+
+    cfg = Config().replace(assistant={"wake_name": 'Ada "the" assistant'},
+                           privacy={"retention_days": 30}, video={"sample_fps": 2.0})
+    path = tmp_path / "sub" / "config.toml"
+    save_config(cfg, path)
+    text = path.read_text()
+    assert "[vad]" not in text and "retention_days = 30" in text
+    assert load_config(path) == cfg

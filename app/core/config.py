@@ -85,6 +85,23 @@ class ModelsConfig:
 
 
 @dataclass(frozen=True)
+class AssistantConfig:
+    wake_name: str = _opt("Daybook", doc="questions addressed to this name are answered")
+    voice: str = _opt("", doc="TTS voice id; empty for the system default")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    retention_days: int = _opt(0, lo=0, hi=36_500, doc="forget moments older than this; 0 keeps all")
+    incognito_minutes: int = _opt(15, lo=1, hi=1440)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    data_dir: str = _opt("", doc="where memory, models and logs live; empty for the default")
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     level: str = _opt("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     max_file_bytes: int = _opt(5_000_000, lo=10_000, hi=1_000_000_000)
@@ -100,6 +117,9 @@ class Config:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
     models: ModelsConfig = field(default_factory=ModelsConfig)
+    assistant: AssistantConfig = field(default_factory=AssistantConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     source: str = field(default="(defaults)", compare=False)
 
@@ -188,3 +208,30 @@ def describe_defaults() -> str:
             lines.append(f"{f.name} = {text}" + (f"  # {doc}" if doc else ""))
         lines.append("")
     return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return repr(value)
+
+
+def save_config(cfg: Config, path: Path) -> None:
+    """Write the fields that differ from the defaults, atomically (a TOML file a person can edit)."""
+    lines: list[str] = ["# Daybook settings; every field not listed here has its default."]
+    defaults = Config()
+    for section in dataclasses.fields(Config):
+        if section.name == "source":
+            continue
+        current, default = getattr(cfg, section.name), getattr(defaults, section.name)
+        changed = [(f.name, getattr(current, f.name)) for f in dataclasses.fields(current)
+                   if getattr(current, f.name) != getattr(default, f.name)]
+        if changed:
+            lines.append(f"\n[{section.name}]")
+            lines += [f"{name} = {_toml_value(value)}" for name, value in changed]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -54,9 +54,10 @@ class DataPaths:
         return self
 
 
-def resolve_data_dir(cli_value: str | None) -> DataPaths:
-    """--data-dir wins, then $DAYBOOK_DATA_DIR, then the platform's user data dir."""
-    value = cli_value or os.environ.get("DAYBOOK_DATA_DIR")
+def resolve_data_dir(cli_value: str | None, config_value: str = "") -> DataPaths:
+    """--data-dir wins, then $DAYBOOK_DATA_DIR, then the config's [storage] data_dir, then the
+    platform's user data dir."""
+    value = cli_value or os.environ.get("DAYBOOK_DATA_DIR") or config_value
     root = Path(value).expanduser() if value else Path(platformdirs.user_data_dir(APP_NAME))
     return DataPaths(root.resolve())
 
