@@ -66,10 +66,12 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transc
         choice = choose(manager, "asr")
         if choice.model_path is not None:
             try:
-                from app.perception.asr_whisper import WhisperTranscriber
+                from app.models.validate import validate_model_file
+                from app.perception.asr_process import ProcessTranscriber
 
-                whisper = WhisperTranscriber(choice.model_path)
-                log.info("ASR: %s", whisper.name)
+                validate_model_file(choice.model_path, "whisper-ggml")  # before any child
+                whisper = ProcessTranscriber("whisper", choice.model_path)
+                log.info("ASR: %s (own process)", whisper.name)
                 return whisper
             except DaybookError as exc:
                 log.warning("ASR: cannot use %s (%s); falling back to pocketsphinx",
@@ -78,9 +80,11 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transc
             log.warning("ASR: whisper asked for but %s; falling back to pocketsphinx",
                         choice.reason)
     try:
-        from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
+        from app.perception.asr_process import ProcessTranscriber
 
-        return PocketSphinxTranscriber()
+        sphinx = ProcessTranscriber("pocketsphinx")
+        log.info("ASR: %s (own process)", sphinx.name)
+        return sphinx
     except BackendUnavailableError as exc:
         log.warning("speech recognition unavailable: %s; utterances are kept untranscribed", exc)
         return None

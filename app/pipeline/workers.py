@@ -163,6 +163,9 @@ class AsrWorker(Worker):
 
     def finish(self) -> None:
         self.memory_inbox.put(SourceEnded(source=self.name))
+        close = getattr(self.transcriber, "close", None)
+        if close is not None:  # e.g. the recogniser's child process
+            close()
 
 
 class ClipWorker(Worker):
