@@ -360,6 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Daybook remembers what it sees and hears, and answers questions about it.",
     )
     parser.add_argument("--version", action="version", version=f"daybook {__version__}")
+    gui = parser.add_argument_group("desktop app (when no command is given)")
+    gui.add_argument("--replay", metavar="VIDEO", help="use a video file as the live camera")
+    gui.add_argument("--audio", metavar="WAV", help="use a WAV file as the live microphone")
+    gui.add_argument("--self-test", action="store_true",
+                     help="open the window, run the demo recording, check it works, exit 0/1")
+    gui.add_argument("--self-test-s", type=float, default=40.0, help=argparse.SUPPRESS)
+    gui.add_argument("--exit-after-show", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("ingest", parents=[common], help="remember a recording (video and/or WAV)")
@@ -413,8 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()  # the GUI opens here once it exists
-        return ExitCode.OK
+        from app.ui.app import run_gui
+
+        try:
+            return run_gui(args)
+        except DaybookError as exc:
+            print(f"daybook: error: {exc}", file=sys.stderr)
+            return int(exc.exit_code)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

@@ -68,11 +68,13 @@ class DaybookService:
 
     # --- the pipeline ----------------------------------------------------------------------
 
-    def start(self, *, audio: AudioSource | None, video: FrameSource | None) -> Pipeline:
+    def start(self, *, audio: AudioSource | None, video: FrameSource | None,
+              **backends: Any) -> Pipeline:
+        """Run the pipeline on these sources (`backends`: vad=, transcriber= for tests)."""
         self.stop()
         self.pipeline = build_pipeline(
             self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
-            embedder=self.embedder, bus=self.bus, models=self.models)
+            embedder=self.embedder, bus=self.bus, models=self.models, **backends)
         for capture in self.pipeline.captures:
             capture.recording = self.recording
             if capture.name == "capture-video":

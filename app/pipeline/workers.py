@@ -35,6 +35,9 @@ from app.pipeline.runtime import EventBus, Inbox, ShutdownOrder, Worker
 log = logging.getLogger(__name__)
 
 
+PREVIEW_MIN_GAP_S = 0.1  # the preview needs at most 10 frames a second, whatever the source
+
+
 class CaptureThread(threading.Thread):
     """Iterates one source (audio or video) into the first stage's inbox.
 
@@ -71,12 +74,15 @@ class CaptureThread(threading.Thread):
     def run(self) -> None:
         src = self.source
         t_first: float | None = None
+        last_preview = 0.0
         try:
             items = (
                 src.chunks(self.stop) if isinstance(src, AudioSourceT) else src.frames(self.stop)
             )
             for item in items:
-                if self.preview_width and isinstance(item, FrameCaptured):
+                if (self.preview_width and isinstance(item, FrameCaptured)
+                        and time.monotonic() - last_preview >= PREVIEW_MIN_GAP_S):
+                    last_preview = time.monotonic()
                     self.bus.emit(FramePreviewed(_downscale(item.image, self.preview_width),
                                                  item.t_s))
                 if self.recording is not None and not self.recording.is_set():

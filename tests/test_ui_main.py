@@ -1,0 +1,154 @@
+"""The main window, offscreen: against a pipeline on fakes, and against the real pipeline on a
+generated recording (ffmpeg video, espeak-ng speech, webrtcvad, pocketsphinx, Chroma)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QTimer, QUrl
+
+from app.capture.fakes import ArrayAudioSource, ListFrameSource
+from app.core.config import Config
+from app.core.paths import DataPaths
+from app.perception.fakes import EnergyVad, ScriptedTranscriber
+from app.pipeline.service import DaybookService
+from app.ui.app import replay_sources
+from app.ui.main_window import MainWindow
+from tests.conftest import Media
+from tests.test_clips import _scene
+from tests.test_vad import _signal
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
+    service = DaybookService(Config(), DataPaths(tmp_path / "data").ensure())
+    win = MainWindow(service, tmp_path / "config.toml")
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    service.close()
+
+
+def _fake_run(win: MainWindow) -> None:
+    now = time.time() - 10
+    audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.0)], 7.0), start_s=now)
+    video = ListFrameSource([_scene(1)] * 4 + [_scene(2)] * 4, fps=1.0, start_s=now)
+    win.service.start(audio=audio, video=video, vad=EnergyVad(),
+                      transcriber=ScriptedTranscriber(["the spare key is under the blue pot",
+                                                       "lunch at noon with Sam"]))
+
+
+def test_preview_transcript_and_streamed_answer_on_fakes(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    _fake_run(window)
+    qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=10_000)
+    assert window.preview.pixmap() is not None and not window.preview.pixmap().isNull()
+    qtbot.waitUntil(lambda: [r.text for r in window.transcript.rows if r.state == "done"]
+                    == ["the spare key is under the blue pot", "lunch at noon with Sam"],
+                    timeout=10_000)
+    shown = [window.transcript.data(window.transcript.index(i)) for i in range(2)]
+    assert "the spare key" in shown[0]
+    qtbot.waitUntil(lambda: window.service.pipeline is not None
+                    and window.service.pipeline.wait(0.01), timeout=10_000)
+    chunks: list[str] = []
+    from app.core.events import AnswerChunk
+
+    window.bridge.received.connect(lambda e: chunks.append(e.text)
+                                   if isinstance(e, AnswerChunk) else None)
+    qid = window.ask("where is the spare key?")
+    assert "thinking" in window.conversation.toPlainText()
+    qtbot.waitUntil(lambda: window.exchanges[qid].done, timeout=10_000)
+    assert len(chunks) >= 2  # streamed in pieces, not all at once
+    text = window.conversation.toPlainText()
+    assert "where is the spare key?" in text and "the spare key is under the blue pot" in text
+    citation = window.exchanges[qid].citations[0]
+    # Clicking the citation opens that moment in the timeline.
+    with qtbot.waitSignal(window.timeline.momentOpened, timeout=5000) as opened:
+        window._open_link(QUrl(f"moment:{citation.moment.id}"))
+    assert opened.args == [citation.moment.id]
+    assert window.tabs.currentWidget() is window.timeline
+
+
+def test_pause_withholds_everything_and_resume_restores(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.toggle_pause()
+    assert not window.service.is_recording
+    assert window.state_label.text().startswith("Paused")
+    assert "PAUSED" in window.rec.text()
+    _fake_run(window)
+    qtbot.waitUntil(lambda: window.service.pipeline is not None
+                    and window.service.pipeline.wait(0.01), timeout=10_000)
+    assert window.service.store.count() == {"utterance": 0, "clip": 0}
+    assert window.frames_shown >= 1  # the preview still shows what the camera sees
+    window.toggle_pause()
+    assert (window.service.is_recording and "REC" in window.rec.text()) or "IDLE" in window.rec.text()
+
+
+def test_incognito_resumes_by_itself(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.service.pause(minutes=0.01, reason="incognito")  # 0.6 s
+    assert not window.service.is_recording
+    qtbot.waitUntil(lambda: window.service.is_recording, timeout=5000)
+    qtbot.waitUntil(lambda: "Paused" not in window.state_label.text(), timeout=3000)
+
+
+def test_first_run_without_devices_explains_and_offers_the_demo(window: MainWindow) -> None:
+    from app.ui.app import _start
+
+    _start(window, None, None, ["no microphone 'default' is available"])
+    assert window.banner.isVisible()
+    text = window.banner_text.text()
+    assert "No camera" in text and "no microphone" in text and "No models downloaded" in text
+    assert window.demo_button.isVisible()
+
+
+def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media, qtbot) -> None:  # type: ignore[no-untyped-def]
+    audio, video, problems = replay_sources(str(media.video), str(media.wav))
+    assert problems == []
+    from app.ui.app import _start
+
+    _start(window, audio, video, problems)
+    assert not window.banner.isVisible()
+    qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=15_000)
+    qtbot.waitUntil(lambda: any("breakfast" in r.text for r in window.transcript.rows),
+                    timeout=20_000)
+    qtbot.waitUntil(lambda: window.service.store.count()["utterance"] >= 1, timeout=10_000)
+    qid = window.ask("what did I have for breakfast")
+    qtbot.waitUntil(lambda: window.exchanges[qid].done, timeout=10_000)
+    assert "breakfast" in window.conversation.toPlainText()
+    assert window.models_label.text().startswith("ASR: pocketsphinx")
+
+
+def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media: Media,
+                                                       qtbot, record_property) -> None:  # type: ignore[no-untyped-def]
+    from app.capture.audio_file import WavFileSource
+    from app.capture.video import Cv2FrameSource
+
+    now = time.time()
+    long_wav = media.dir / "long.wav"
+    if not long_wav.exists():
+        from tests import mediagen
+
+        pcm = mediagen.read_wav(media.wav)
+        mediagen.write_wav(long_wav, np.tile(pcm, 6))
+    audio = WavFileSource(long_wav, start_s=now)  # not real time: as fast as it goes
+    video = Cv2FrameSource(str(media.video), max_fps=30.0, start_s=now)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(5)
+    window.service.start(audio=audio, video=video)
+    qtbot.waitUntil(lambda: window.service.pipeline is not None
+                    and window.service.pipeline.wait(0.001), timeout=60_000)
+    timer.stop()
+    gaps_ms = np.diff(ticks) * 1000
+    worst = float(gaps_ms.max())
+    record_property("gui_max_stall_ms", round(worst, 1))
+    print(f"GUI event loop during flat-out ingest: {len(ticks)} ticks, max gap {worst:.1f} ms, "
+          f"p99 {np.percentile(gaps_ms, 99):.1f} ms")
+    assert window.frames_shown >= 3  # the preview kept updating
+    assert window.service.store.count()["utterance"] >= 3
+    # DESIGN.md's target is 30 ms; shared CI machines get a margin (bench/gui.py reports it).
+    assert worst < 150, f"GUI stalled {worst:.0f} ms"
