@@ -82,3 +82,29 @@ def test_key_frame_lookup_by_time(tmp_path: Path) -> None:
 
     assert cv2.imread(str(keys.absolute(a))).shape[1] == 32  # downscaled to max width
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_retention_forgets_old_moments_and_their_key_frames(tmp_path: Path) -> None:
+    from app.core.config import Config
+    from app.core.paths import DataPaths
+    from app.pipeline.service import DaybookService
+
+    cfg = Config().replace(privacy={"retention_days": 7})
+    service = DaybookService(cfg, DataPaths(tmp_path / "d").ensure())
+    now = dt.datetime(2026, 11, 24, 12).timestamp()
+    e = service.embedder
+    old_frame = service.key_frames.write(np.zeros((48, 64, 3), np.uint8), now - 9 * 86400,
+                                         now - 9 * 86400 + 10)
+    service.store.add([
+        (Moment("utt-old", "utterance", now - 8 * 86400, now - 8 * 86400 + 2, "old news"),
+         e.embed(["old news"])[0]),
+        (Moment("utt-new", "utterance", now - 86400, now - 86400 + 2, "fresh news"),
+         e.embed(["fresh news"])[0]),
+        (Moment("clip-old", "clip", now - 9 * 86400, now - 9 * 86400 + 10, key_frame=old_frame,
+                n_frames=10), np.ones(256, np.float32) / 16),
+    ])
+    assert service.apply_retention(now) == 2
+    assert service.store.count() == {"utterance": 1, "clip": 0}
+    assert not service.key_frames.absolute(old_frame).exists()
+    assert Config().privacy.retention_days == 0  # the default keeps everything
+    service.close()

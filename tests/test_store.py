@@ -73,3 +73,12 @@ def test_empty_store_answers_empty(tmp_path: Path) -> None:
     s = ChromaMemoryStore(tmp_path / "c")
     assert s.search(np.ones(384, np.float32), 5) == []
     assert s.search(np.ones(384, np.float32), 5, days=[]) == []
+
+
+def test_delete_and_delete_before(store) -> None:
+    store.delete(["utt-1"])
+    assert store.count() == {"utterance": 3, "clip": 1}
+    gone = store.delete_before(DAY2)
+    assert {m.id for m in gone} == {"utt-0", "clip-1"}
+    assert store.count() == {"utterance": 2, "clip": 0}
+    assert store.delete_before(0.0) == []

@@ -120,5 +120,19 @@ class ChromaMemoryStore:
         for col in self._cols.values():
             col.delete(ids=ids)
 
+    def delete_before(self, t_s: float) -> list[Moment]:
+        # A numeric filter scans the metadata table: fine for a daily background clean-up,
+        # never on a query path (shared/notes/MEMORY_SCALE.md).
+        gone: list[Moment] = []
+        for col in self._cols.values():
+            where: Any = {"t0": {"$lt": t_s}}
+            res: Any = col.get(where=where, include=["metadatas", "documents"])
+            if res["ids"]:
+                docs = res["documents"] or [""] * len(res["ids"])
+                gone += [_moment(i, dict(m), d)
+                         for i, m, d in zip(res["ids"], res["metadatas"], docs, strict=True)]
+                col.delete(ids=res["ids"])
+        return gone
+
     def count(self) -> dict[str, int]:
         return {kind: col.count() for kind, col in self._cols.items()}

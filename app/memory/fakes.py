@@ -34,6 +34,11 @@ class InMemoryStore:
         for id_ in ids:
             self.items.pop(id_, None)
 
+    def delete_before(self, t_s: float) -> list[Moment]:
+        gone = [m for m, _ in self.items.values() if m.t0_s < t_s]
+        self.delete([m.id for m in gone])
+        return gone
+
     def count(self) -> dict[str, int]:
         kinds = [m.kind for m, _ in self.items.values()]
         return {"utterance": kinds.count("utterance"), "clip": kinds.count("clip")}

@@ -34,8 +34,8 @@ def choose(manager: ModelManager | None, role: str) -> Choice:
         return Choice(role, EMBEDDED[role], None, "no model installed")
     if role not in RUNNABLE:
         return Choice(role, EMBEDDED[role], None,
-                      f"{model.name} is installed; this version of Daybook cannot run a {role} "
-                      "model yet")
+                      f"{model.name} is installed; this version of Daybook cannot run "
+                      f"{'an' if role[0] in 'aeiou' or role == 'llm' else 'a'} {role} model yet")
     module, extra = RUNNABLE[role]
     if importlib.util.find_spec(module) is None:
         hint = f"pip install 'daybook[{extra}]'" if extra else f"pip install {module}"

@@ -33,7 +33,7 @@ def model_manager(cfg: Config, paths: DataPaths) -> ModelManager | None:
     folder = Path(cfg.models.dir).expanduser() if cfg.models.dir else paths.models
     try:
         return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)
-    except DaybookError as exc:
+    except (DaybookError, OSError) as exc:
         log.warning("model manager unavailable (%s); using the embedded defaults", exc)
         return None
 

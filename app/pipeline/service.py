@@ -126,6 +126,22 @@ class DaybookService:
         log.info("deleted %d moments", len(moments))
         self.bus.emit(MomentsDeleted(tuple(m.id for m in moments)))
 
+    def apply_retention(self, now_s: float | None = None) -> int:
+        """Forget what is older than `[privacy] retention_days` (0 keeps everything)."""
+        days = self.cfg.privacy.retention_days
+        if not days:
+            return 0
+        cutoff = (now_s or time.time()) - days * 86_400
+        with self._store_lock:
+            gone = self.store.delete_before(cutoff)
+        for m in gone:
+            if m.key_frame:
+                self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
+        if gone:
+            log.info("retention: forgot %d moments older than %d days", len(gone), days)
+            self.bus.emit(MomentsDeleted(tuple(m.id for m in gone)))
+        return len(gone)
+
     def delete_range(self, t0_s: float, t1_s: float) -> int:
         """Forget everything that started in [t0, t1); returns how many moments."""
         from app.reasoning.timewords import TimeScope

@@ -100,6 +100,11 @@ class MainWindow(QMainWindow):
         self._status_timer.timeout.connect(self.refresh_status)
         self._status_timer.start(1000)
         self.refresh_status()
+        # Retention runs now and then daily, off the GUI thread.
+        self._retention_timer = QTimer(self)
+        self._retention_timer.timeout.connect(self._run_retention)
+        self._retention_timer.start(24 * 3600 * 1000)
+        QTimer.singleShot(2000, self._run_retention)
 
     # --- layout --------------------------------------------------------------------------------
 
@@ -315,7 +320,21 @@ class MainWindow(QMainWindow):
         from app.ui.settings import SettingsDialog
 
         dialog = SettingsDialog(self.service, self.config_path or Path("config.toml"), self)
+        dialog.configSaved.connect(self._config_saved)
         dialog.exec()
+        dialog.deleteLater()
+
+    def _config_saved(self, cfg: Any) -> None:
+        # Settings that need no restart take effect now (devices and folders need one).
+        self.service.cfg = cfg
+        self.service.apply_retention()
+        self.incognito_action.setText(f"Incognito {cfg.privacy.incognito_minutes} min")
+
+    def _run_retention(self) -> None:
+        import threading
+
+        threading.Thread(target=self.service.apply_retention, name="retention",
+                         daemon=True).start()
 
     def report_problem(self, text: str) -> None:
         if text not in self.problems:
