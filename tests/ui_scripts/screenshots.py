@@ -68,6 +68,8 @@ def main() -> None:
     dialog.move(80, 60)
     dialog.show()
     shot(app, out / "settings.png")
+    dialog.tabs.setCurrentIndex(1)  # Models
+    shot(app, out / "settings_models.png")
     dialog.close()
     service.close()
 
