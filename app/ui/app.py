@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,11 @@ def run_gui(args: argparse.Namespace) -> int:
     from PySide6.QtWidgets import QApplication, QMessageBox
 
     t_start = time.perf_counter()
+    if (sys.platform.startswith("linux") and not os.environ.get("DISPLAY")
+            and not os.environ.get("WAYLAND_DISPLAY") and not os.environ.get("QT_QPA_PLATFORM")):
+        raise DaybookError("no display to open the window on. Use the command line instead "
+                           "(python main.py --help), or run under a virtual display: "
+                           "xvfb-run -a python main.py")
     config_path = default_config_path(args.config)
     cfg = load_config(config_path)
     paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
