@@ -95,6 +95,11 @@ class EventBus:
         with self._lock:
             self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Listener) -> None:
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
     def emit(self, event: Any) -> None:
         for listener in list(self._listeners):
             try:

@@ -155,9 +155,7 @@ class SelfTest:
         return {
             "preview_frames": self.window.frames_shown,
             "transcribed_utterances": len(said),
-            "timeline_moments": self.window.timeline.model_count()
-            if hasattr(self.window.timeline, "model_count") else
-            len(self.service.moments_on_day(day)),
+            "timeline_moments": self.window.timeline.model.moment_count(),
             "stored_moments": len(self.service.moments_on_day(day)),
         }
 

@@ -19,7 +19,14 @@ class EventBridge(QObject):
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        bus.subscribe(self._from_any_thread)
+        self._bus = bus
+        self._listener = self._from_any_thread
+        bus.subscribe(self._listener)
+        # A destroyed bridge must stop listening, or every later event hits a dead object.
+        self.destroyed.connect(lambda *_: bus.unsubscribe(self._listener))
 
     def _from_any_thread(self, event: Any) -> None:
-        self.received.emit(event)
+        try:
+            self.received.emit(event)
+        except RuntimeError:  # the C++ object is gone (window closed while a worker emitted)
+            self._bus.unsubscribe(self._listener)

@@ -45,7 +45,7 @@ from app.core.events import (
     UtteranceTranscribed,
     WorkerFailed,
 )
-from app.core.timefmt import local_dt
+from app.core.timefmt import local_day, local_dt
 from app.models.selection import describe_choices
 from app.pipeline.service import DaybookService
 from app.reasoning.base import Answer
@@ -85,16 +85,16 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.setCentralWidget(self.tabs)
+        self.bridge = EventBridge(service.bus, self)
         self.tabs.addTab(self._build_live(), "Now")
         from app.ui.timeline import TimelineWindow
 
-        self.timeline = TimelineWindow(service)
+        self.timeline = TimelineWindow(service, bridge=self.bridge)
+        self.timeline.show_day(local_day(time.time()))  # kept live even while on another tab
         self.tabs.addTab(self.timeline, "Timeline")
         self._build_actions()
         self._build_status()
         self.tray = self._build_tray()
-
-        self.bridge = EventBridge(service.bus, self)
         self.bridge.received.connect(self.on_event)
         self._status_timer = QTimer(self)
         self._status_timer.timeout.connect(self.refresh_status)
