@@ -26,12 +26,8 @@ from app.core.paths import DataPaths
 from app.core.timefmt import day_bounds
 from app.memory.base import Moment
 from app.pipeline.service import DaybookService
-from app.ui.timeline import (
-    COMPACT_THUMB,
-    HourRole,
-    TimelineWindow,
-    moment_t0_from_id,
-)
+from app.ui.timeline import TimelineWindow
+from app.ui.timeline_model import COMPACT_THUMB, HourRole, moment_t0_from_id
 
 DAY = "2026-11-24"  # a Tuesday
 NEXT_DAY = "2026-11-25"
