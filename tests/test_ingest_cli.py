@@ -114,10 +114,10 @@ def test_reingesting_the_same_recording_does_not_duplicate(media: Media, tmp_pat
     assert len(moments["moments"]) == len(LINES)
 
 
-def test_no_command_prints_help(tmp_path: Path) -> None:
-    res = run_cli(data_dir=tmp_path)
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    res = run_cli("--help", data_dir=tmp_path)  # (no command at all opens the window)
     assert res.code == 0
-    for command in ("ingest", "ask", "timeline"):
+    for command in ("ingest", "record", "ask", "timeline", "models", "--self-test"):
         assert command in res.out
 
 
