@@ -135,11 +135,14 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
         mediagen.write_wav(long_wav, np.tile(pcm, 6))
     audio = WavFileSource(long_wav, start_s=now)  # not real time: as fast as it goes
     video = Cv2FrameSource(str(media.video), max_fps=5.0, start_s=now, realtime=True)
+    from app.ui.app import settle_memory
+
+    settle_memory()  # as the app does after start-up
+    pipe = window.service.start(audio=audio, video=video)
     ticks: list[float] = []
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(5)
-    pipe = window.service.start(audio=audio, video=video)
     audio_capture = pipe.captures[0]
     qtbot.waitUntil(lambda: not audio_capture.is_alive()
                     and pipe.counters()["asr.depth"] == 0 and pipe.counters()["audio.depth"] == 0,

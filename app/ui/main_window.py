@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self.frames_shown = 0
         self.problems: list[str] = []
         self.exchanges: dict[int, Exchange] = {}
+        self._choices: dict[str, str] | None = None
         self._process = psutil.Process()
         self._process.cpu_percent(None)
 
@@ -241,7 +242,7 @@ class MainWindow(QMainWindow):
         qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
         self.preview.setPixmap(QPixmap.fromImage(qimage).scaled(
             self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
-            Qt.TransformationMode.SmoothTransformation))
+            Qt.TransformationMode.FastTransformation))  # smooth scaling cost ~15 ms a frame
         self.frames_shown += 1
 
     # --- asking --------------------------------------------------------------------------------
@@ -323,6 +324,8 @@ class MainWindow(QMainWindow):
         dialog.configSaved.connect(self._config_saved)
         dialog.exec()
         dialog.deleteLater()
+        self._choices = None  # models may have been downloaded, imported or removed
+        self.refresh_status()
 
     def _config_saved(self, cfg: Any) -> None:
         # Settings that need no restart take effect now (devices and folders need one).
@@ -381,7 +384,9 @@ class MainWindow(QMainWindow):
             self._set_rec("recording" if running else "idle")
             self.pause_action.setText("Pause recording")
         backends = status["backends"]
-        choices = describe_choices(self.service.models)
+        if self._choices is None:  # reads the models index: not every second on this thread
+            self._choices = describe_choices(self.service.models)
+        choices = self._choices
         asr = backends.get("asr") or choices["asr"].split("  (")[0]
         vad = backends.get("vad") or choices["vad"].split("  (")[0]
         self.models_label.setText(f"ASR: {asr} · VAD: {vad} · answers: "
