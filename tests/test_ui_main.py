@@ -156,5 +156,9 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
           f"p99 {np.percentile(gaps_ms, 99):.1f} ms")
     assert window.frames_shown >= 3  # the preview kept updating
     assert window.service.store.count()["utterance"] >= 3
-    # DESIGN.md's target is 30 ms; shared CI machines get a margin (bench/gui.py reports it).
-    assert worst < 150, f"GUI stalled {worst:.0f} ms"
+    # DESIGN.md's target is 30 ms and bench/gui.py reports the figure; p99 is ~7 ms but Chroma's
+    # upsert holds the GIL 15-40 ms per call, so single gaps of 50-130 ms are seen today (issue
+    # 4 stays open for that). This bound catches a real regression such as ASR back in-process
+    # (~600 ms per utterance) without flaking on a shared machine.
+    assert float(np.percentile(gaps_ms, 99)) < 30, "the GUI is sluggish most of the time"
+    assert worst < 400, f"GUI stalled {worst:.0f} ms"
