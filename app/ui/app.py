@@ -123,6 +123,7 @@ def _start(window: Any, audio: Any, video: Any, problems: list[str]) -> None:
         window.show_first_run(notes)
         return
     service.start(audio=audio, video=video)
+    settle_memory()  # what starting the pipeline imported and built, too
     window.problems = []
     window.banner.hide()
     if notes and (audio is None or video is None):
