@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,15 @@ class Session:
     cfg: Config
     paths: DataPaths
     lock: DataDirLock
+    stores: list[Any] = field(default_factory=list)
+
+    def store(self) -> Any:
+        """The memory store for this command (closed before the data-dir lock is released)."""
+        from app.pipeline.factory import make_store
+
+        store = make_store(self.paths)
+        self.stores.append(store)
+        return store
 
 
 @contextlib.contextmanager
@@ -43,7 +52,14 @@ def open_session(args: argparse.Namespace) -> Iterator[Session]:
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
     log.info("daybook %s, data dir %s, config %s", __version__, paths.root, cfg.source)
     with DataDirLock(paths.lock_file) as lock:
-        yield Session(cfg, paths, lock)
+        session = Session(cfg, paths, lock)
+        try:
+            yield session
+        finally:
+            from app.pipeline.factory import close_store
+
+            for store in session.stores:
+                close_store(store)
 
 
 def _progress(done_s: float, total_s: float | None, wall_s: float) -> str:
@@ -113,7 +129,7 @@ def _report(summary: dict[str, Any], as_json: bool, verb: str) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from app.capture.audio_file import WavFileSource
     from app.capture.video import Cv2FrameSource
-    from app.pipeline.factory import build_pipeline, make_key_frames, make_store, model_manager
+    from app.pipeline.factory import build_pipeline, make_key_frames, model_manager
 
     if not args.video and not args.audio:
         raise InputError("nothing to ingest: give --video PATH and/or --audio PATH")
@@ -129,7 +145,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             log.warning("%s is %d Hz, %d channel(s): converting to 16 kHz mono", audio.path,
                         audio.sample_rate_hz, audio.channels)
         total_s = max((src.duration_s or 0.0 for src in (audio, video) if src), default=0.0)
-        pipe = build_pipeline(cfg, store=make_store(s.paths),
+        pipe = build_pipeline(cfg, store=s.store(),
                               key_frames=make_key_frames(cfg, s.paths.key_frames),
                               audio=audio, video=video, models=model_manager(cfg, s.paths))
         summary = _run(pipe, total_s=total_s, duration_s=None)
@@ -141,7 +157,6 @@ def cmd_record(args: argparse.Namespace) -> int:
     from app.pipeline.factory import (
         build_pipeline,
         make_key_frames,
-        make_store,
         model_manager,
         open_live_sources,
     )
@@ -156,7 +171,7 @@ def cmd_record(args: argparse.Namespace) -> int:
                              "opened (see above)")
         print(f"daybook: recording from {', '.join(x.name for x in (audio, video) if x)}; "
               "Ctrl-C stops", file=sys.stderr)
-        pipe = build_pipeline(cfg, store=make_store(s.paths),
+        pipe = build_pipeline(cfg, store=s.store(),
                               key_frames=make_key_frames(cfg, s.paths.key_frames),
                               audio=audio, video=video, models=model_manager(cfg, s.paths))
         summary = _run(pipe, total_s=None, duration_s=args.duration)
@@ -166,11 +181,11 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _retrieval(s: Session) -> Any:
-    from app.pipeline.factory import make_embedder, make_key_frames, make_store
+    from app.pipeline.factory import make_embedder, make_key_frames
     from app.reasoning.retrieve import Retriever
 
     return Retriever(
-        make_store(s.paths),
+        s.store(),
         make_embedder(s.cfg),
         make_key_frames(s.cfg, s.paths.key_frames),
         s.cfg.reasoning,

@@ -82,3 +82,25 @@ def test_delete_and_delete_before(store) -> None:
     assert {m.id for m in gone} == {"utt-0", "clip-1"}
     assert store.count() == {"utterance": 2, "clip": 0}
     assert store.delete_before(0.0) == []
+
+
+def test_store_in_its_own_process(tmp_path: Path) -> None:
+    from app.memory.store_process import ProcessMemoryStore
+
+    store = ProcessMemoryStore(tmp_path / "c")
+    try:
+        _fill(store)  # type: ignore[arg-type]
+        assert store.count() == {"utterance": 4, "clip": 1}
+        q = LexicalEmbedder().embed(["what was for breakfast"])[0]
+        assert {h.moment.id for h in store.search(q, 2)} == {"utt-0", "utt-3"}
+        assert [m.id for m in store.moments_on_day("2026-11-20")] == ["clip-1", "utt-0", "utt-1"]
+        from chromadb.errors import ChromaError
+
+        with pytest.raises(ChromaError, match="dimension"):  # Chroma's own error, raised here
+            store.search(np.ones(7, np.float32), 2)
+        assert store.count()["utterance"] == 4  # still serving after an error
+    finally:
+        store.close()
+    assert not store._proc.is_alive()
+    reopened = ChromaMemoryStore(tmp_path / "c")  # the child closed the database cleanly
+    assert reopened.count() == {"utterance": 4, "clip": 1}

@@ -97,9 +97,16 @@ def make_embedder(cfg: Config) -> Embedder:
 
 
 def make_store(paths: DataPaths) -> MemoryStore:
-    from app.memory.chroma_store import ChromaMemoryStore
+    """Chroma in its own process (its calls hold the GIL for tens of ms; see store_process)."""
+    from app.memory.store_process import ProcessMemoryStore
 
-    return ChromaMemoryStore(paths.chroma)
+    return ProcessMemoryStore(paths.chroma)
+
+
+def close_store(store: object) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
 
 
 def open_live_sources(cfg: Config, *, camera: str, microphone: str

@@ -28,6 +28,7 @@ from app.core.paths import DataPaths
 from app.memory.base import Moment
 from app.pipeline.factory import (
     build_pipeline,
+    close_store,
     make_embedder,
     make_key_frames,
     make_store,
@@ -207,3 +208,4 @@ class DaybookService:
         self.stop()
         if self._resume_timer is not None:
             self._resume_timer.cancel()
+        close_store(self.store)
