@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 os.environ.setdefault("CHROMA_TELEMETRY_IMPL", "none")
 
 _COLLECTIONS = {"utterance": "utterances", "clip": "clips"}
-WRITE_SLICE = 8
 
 
 def _meta(m: Moment) -> dict[str, Any]:
@@ -71,24 +69,17 @@ class ChromaMemoryStore:
         }
 
     def add(self, items: list[tuple[Moment, np.ndarray]]) -> None:
+        # Chroma holds the GIL for a whole upsert (20–40 ms for 32 rows): the app runs this
+        # class in its own process (app/memory/store_process.py) so no GUI thread waits on it.
         for kind, col in self._cols.items():
-            rows = [(m, v) for m, v in items if m.kind == kind]
-            # Chroma's upsert holds the GIL for its whole run (≈4 ms for one row, 20–40 ms for
-            # 32, measured): small slices with a yield between keep the GUI thread responsive.
-            for i in range(0, len(rows), WRITE_SLICE):
-                if i:
-                    time.sleep(0.001)
-                self._upsert(col, rows[i:i + WRITE_SLICE])
-
-    @staticmethod
-    def _upsert(col: Any, batch: list[tuple[Moment, np.ndarray]]) -> None:
-        if batch:
-            col.upsert(
-                ids=[m.id for m, _ in batch],
-                embeddings=np.stack([v for _, v in batch]).astype(np.float32),
-                metadatas=[_meta(m) for m, _ in batch],
-                documents=[m.text for m, _ in batch],
-            )
+            batch = [(m, v) for m, v in items if m.kind == kind]
+            if batch:
+                col.upsert(
+                    ids=[m.id for m, _ in batch],
+                    embeddings=np.stack([v for _, v in batch]).astype(np.float32),
+                    metadatas=[_meta(m) for m, _ in batch],
+                    documents=[m.text for m, _ in batch],
+                )
 
     def search(self, vector: np.ndarray, k: int, days: list[str] | None = None) -> list[Hit]:
         col = self._cols["utterance"]
