@@ -23,6 +23,7 @@ from app.core.lock import DataDirLock
 from app.core.logs import setup_logging
 from app.core.paths import DataPaths, default_config_path, resolve_data_dir
 from app.core.timefmt import iso, local_day, parse_iso
+from app.core.units import fmt_bytes
 from app.models.catalog import ROLES
 
 log = logging.getLogger("daybook")
@@ -193,16 +194,12 @@ def _retrieval(s: Session) -> Any:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from app.reasoning.base import Answer
     from app.reasoning.extractive import ExtractiveReasoner
+    from app.reasoning.retrieve import answer_question
 
     with open_session(args) as s:
-        citations, scope = _retrieval(s).retrieve(args.question)
-        reasoner = ExtractiveReasoner()
-        label = scope.label if scope else None
-        answer = Answer(
-            args.question, reasoner.answer(args.question, citations, label), citations, label
-        )
+        answer = answer_question(_retrieval(s), ExtractiveReasoner(), args.question)
+        citations = answer.citations
         log.info("asked %r: %d citations", args.question, len(citations))
     if args.json:
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
@@ -246,18 +243,16 @@ def cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def _model_manager(args: argparse.Namespace) -> Any:
-    from app.models.catalog import load_catalog
-    from app.models.manager import ModelManager
+    from app.pipeline.factory import open_model_manager
 
     cfg = load_config(default_config_path(args.config))
     paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
-    folder = Path(cfg.models.dir).expanduser() if cfg.models.dir else paths.models
-    return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)
+    return open_model_manager(cfg, paths)
 
 
 def _size(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB" if n else "?"
+    return fmt_bytes(n) if n else "?"
 
 
 def cmd_models(args: argparse.Namespace) -> int:

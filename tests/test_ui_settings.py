@@ -19,6 +19,7 @@ from app.capture import audio_device
 from app.core.config import Config, load_config
 from app.core.errors import ConfigError, InputError
 from app.core.paths import DataPaths
+from app.core.units import fmt_bytes
 from app.memory.base import Moment
 from app.models.catalog import CatalogEntry, load_catalog
 from app.models.manager import ModelManager
@@ -535,7 +536,7 @@ def test_disk_usage_of_the_memory_folder(dialog: SettingsDialog,
                                          service: DaybookService) -> None:
     size, files = settings.folder_usage(service.paths.memory)
     assert files > 0
-    assert dialog.privacy.usage.text().startswith(f"{settings.fmt_size(size)} in {files:,} file")
+    assert dialog.privacy.usage.text().startswith(f"{fmt_bytes(size)} in {files:,} file")
     assert str(service.paths.memory) in dialog.privacy.usage.text()
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any
 from urllib.parse import urlsplit
 
 from app.core.errors import DaybookError
+from app.core.units import fmt_bytes
 from app.models.validate import sha256_file
 
 CHUNK_BYTES = 256 * 1024
@@ -66,14 +67,6 @@ def _opener(ssl_context: ssl.SSLContext | None) -> urllib.request.OpenerDirector
     return urllib.request.build_opener(
         urllib.request.HTTPSHandler(context=ssl_context or ssl.create_default_context()),
         _HttpsOnlyRedirects())
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 def part_path(dest: Path) -> Path:
@@ -122,8 +115,8 @@ def check_space(folder: Path, need_bytes: int) -> None:
     free = shutil.disk_usage(folder).free
     if need_bytes and free < need_bytes + FREE_SPACE_MARGIN_BYTES:
         raise DownloadError(f"not enough disk space in {folder}: the download needs "
-                            f"{_fmt_bytes(need_bytes)} (+{_fmt_bytes(FREE_SPACE_MARGIN_BYTES)} "
-                            f"spare), {_fmt_bytes(free)} is free")
+                            f"{fmt_bytes(need_bytes)} (+{fmt_bytes(FREE_SPACE_MARGIN_BYTES)} "
+                            f"spare), {fmt_bytes(free)} is free")
 
 
 def _fetch(url: str, host: str, part: Path, have: int, size_bytes: int,
@@ -169,7 +162,7 @@ def _fetch(url: str, host: str, part: Path, have: int, size_bytes: int,
             os.fsync(out.fileno())
         if length and have - resumed_from < length:
             raise DownloadError(f"the connection to {host} closed after "
-                                f"{_fmt_bytes(have)} of {_fmt_bytes(total)}; run the download "
+                                f"{fmt_bytes(have)} of {fmt_bytes(total)}; run the download "
                                 "again to resume")
     return have
 
@@ -197,7 +190,7 @@ def _copy(response: Any, out: IO[bytes], have: int, total: int, resumed_from: in
 
 
 def _network_error(reason: object, host: str, timeout_s: float, have: int) -> DownloadError:
-    kept = f"; {_fmt_bytes(have)} kept, run the download again to resume" if have else ""
+    kept = f"; {fmt_bytes(have)} kept, run the download again to resume" if have else ""
     if isinstance(reason, DownloadError):
         return reason
     if isinstance(reason, ssl.SSLError | ssl.CertificateError):

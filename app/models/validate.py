@@ -53,7 +53,7 @@ def validate_model_file(path: Path, expected_format: str | None = None,
     with path.open("rb") as fh:
         head = fh.read(64)
     fmt = sniff_format(head)
-    if expected_format in ("text",):
+    if expected_format == "text":  # a plain vocabulary file has no magic to sniff
         fmt = "text"
     if fmt is None:
         raise ModelFileError(f"{path.name}: unrecognised file (first bytes {head[:8].hex()}); "

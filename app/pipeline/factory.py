@@ -25,14 +25,20 @@ from app.pipeline.workers import AsrWorker, CaptureThread, ClipWorker, MemoryWor
 log = logging.getLogger(__name__)
 
 
-def model_manager(cfg: Config, paths: DataPaths) -> ModelManager | None:
-    """The installed models (reading only; nothing here touches the network)."""
+def open_model_manager(cfg: Config, paths: DataPaths) -> ModelManager:
+    """The models folder and catalog; raises if either cannot be opened."""
     from app.models.catalog import load_catalog
     from app.models.manager import ModelManager
 
     folder = Path(cfg.models.dir).expanduser() if cfg.models.dir else paths.models
+    return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)
+
+
+def model_manager(cfg: Config, paths: DataPaths) -> ModelManager | None:
+    """The installed models for choosing backends, or None (embedded defaults) with a warning.
+    Reading only: nothing here touches the network."""
     try:
-        return ModelManager(folder, load_catalog(), timeout_s=cfg.models.timeout_s)
+        return open_model_manager(cfg, paths)
     except (DaybookError, OSError) as exc:
         log.warning("model manager unavailable (%s); using the embedded defaults", exc)
         return None

@@ -71,6 +71,7 @@ class Pipeline:
                 value = getattr(capture.source, counter, None)
                 if value is not None:
                     values[f"{capture.name}.{counter}"] = int(value)
+            values[f"{capture.name}.withheld"] = capture.withheld  # paused / incognito
         for worker in self.workers:
             values[f"{worker.name}.errors"] = worker.errors
         return values

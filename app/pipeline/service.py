@@ -38,7 +38,7 @@ from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus
 from app.reasoning.base import Answer, Citation
 from app.reasoning.extractive import ExtractiveReasoner
-from app.reasoning.retrieve import Retriever
+from app.reasoning.retrieve import Retriever, answer_question
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,6 @@ class DaybookService:
         self.paused_until_s: float | None = None
         self._question_ids = itertools.count(1)
         self._resume_timer: threading.Timer | None = None
-        self._store_lock = threading.Lock()  # Chroma calls from the GUI's helper threads
 
     # --- the pipeline ----------------------------------------------------------------------
 
@@ -119,8 +118,7 @@ class DaybookService:
         """Forget moments and their key frames."""
         if not moments:
             return
-        with self._store_lock:
-            self.store.delete([m.id for m in moments])
+        self.store.delete([m.id for m in moments])
         for m in moments:
             if m.key_frame:
                 self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
@@ -133,8 +131,7 @@ class DaybookService:
         if not days:
             return 0
         cutoff = (now_s or time.time()) - days * 86_400
-        with self._store_lock:
-            gone = self.store.delete_before(cutoff)
+        gone = self.store.delete_before(cutoff)
         for m in gone:
             if m.key_frame:
                 self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
@@ -155,12 +152,10 @@ class DaybookService:
     # --- reading -------------------------------------------------------------------------------
 
     def moments_on_day(self, day: str) -> list[Moment]:
-        with self._store_lock:
-            return self.store.moments_on_day(day)
+        return self.store.moments_on_day(day)
 
     def search(self, text: str) -> list[Citation]:
-        with self._store_lock:
-            citations, _ = self.retriever.retrieve(text)
+        citations, _ = self.retriever.retrieve(text)
         return citations
 
     def thumbnail_path(self, m: Moment) -> Path | None:
@@ -176,11 +171,7 @@ class DaybookService:
         return qid
 
     def ask_now(self, question: str) -> Answer:
-        with self._store_lock:
-            citations, scope = self.retriever.retrieve(question)
-        label = scope.label if scope else None
-        return Answer(question, self.reasoner.answer(question, citations, label), citations,
-                      label)
+        return answer_question(self.retriever, self.reasoner, question)
 
     def _answer(self, qid: int, question: str) -> None:
         self.bus.emit(AnswerStarted(qid, question))

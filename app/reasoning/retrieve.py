@@ -13,7 +13,7 @@ from app.core.config import ReasoningConfig
 from app.memory.base import Embedder, MemoryStore, Moment
 from app.memory.embed_lexical import stem, words
 from app.memory.keyframes import KeyFrameDir
-from app.reasoning.base import Citation
+from app.reasoning.base import Answer, Citation, Reasoner
 from app.reasoning.timewords import TimeScope, parse_time_scope
 
 KEYWORD_BONUS = 0.3
@@ -71,3 +71,11 @@ class Retriever:
         thumb = (self.key_frames.absolute(m.key_frame) if m.key_frame
                  else self.key_frames.near(m.t0_s, m.t1_s))
         return Citation(moment=m, score=score, thumbnail=thumb)
+
+
+def answer_question(retriever: Retriever, reasoner: Reasoner, question: str,
+                    now: dt.datetime | None = None) -> Answer:
+    """Retrieve the moments for a question and let the reasoner answer from them."""
+    citations, scope = retriever.retrieve(question, now)
+    label = scope.label if scope else None
+    return Answer(question, reasoner.answer(question, citations, label), citations, label)

@@ -330,7 +330,7 @@ class MainWindow(QMainWindow):
     def _config_saved(self, cfg: Any) -> None:
         # Settings that need no restart take effect now (devices and folders need one).
         self.service.cfg = cfg
-        self.service.apply_retention()
+        self._run_retention()
         self.incognito_action.setText(f"Incognito {cfg.privacy.incognito_minutes} min")
 
     def _run_retention(self) -> None:

@@ -66,6 +66,7 @@ from PySide6.QtWidgets import (
 from app.capture import audio_device
 from app.core.config import Config, config_from_dict, load_config, save_config
 from app.core.errors import ConfigError, DaybookError
+from app.core.units import fmt_bytes
 from app.models.catalog import ROLES, CatalogEntry, load_catalog
 from app.models.download import DownloadCancelled, DownloadError, Progress, part_path
 from app.models.manager import InstalledModel, ModelManager
@@ -136,15 +137,6 @@ def folder_usage(folder: Path) -> tuple[int, int]:
             files += 1
     return total, files
 
-
-def fmt_size(n: float) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:.2f} GB"
-    if n >= 1e6:
-        return f"{n / 1e6:,.1f} MB"
-    if n >= 1e3:
-        return f"{n / 1e3:.0f} KB"
-    return f"{n:.0f} bytes"
 
 
 # --- validation --------------------------------------------------------------------------------
@@ -484,7 +476,7 @@ class ModelRow:
     def state(self) -> str:
         if self.installed:
             return "installed"
-        return f"partial ({fmt_size(self.partial_bytes)})" if self.partial_bytes else "-"
+        return f"partial ({fmt_bytes(self.partial_bytes)})" if self.partial_bytes else "-"
 
 
 def model_rows(manager: ModelManager) -> list[ModelRow]:
@@ -556,7 +548,7 @@ class ModelTableModel(QAbstractTableModel):
         row = self.rows[index.row()]
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
-            return (row.name, ROLE_LABELS.get(row.role, row.role), fmt_size(row.size_bytes),
+            return (row.name, ROLE_LABELS.get(row.role, row.role), fmt_bytes(row.size_bytes),
                     self.activity.get(row.name, row.state), "✓" if row.default else "",
                     row.licence, row.description)[col]
         if role == Qt.ItemDataRole.ToolTipRole:
@@ -788,7 +780,7 @@ class ModelsTab(QWidget):
 
     def _download_done(self, models: list[InstalledModel]) -> None:
         self._download_finished()
-        lines = [f"Installed {m.name} ({fmt_size(m.size_bytes)}, "
+        lines = [f"Installed {m.name} ({fmt_bytes(m.size_bytes)}, "
                  f"{'checksum verified' if m.verified else 'no published checksum'})."
                  for m in models]
         _show(self.message, " ".join(lines))
@@ -837,7 +829,7 @@ class ModelsTab(QWidget):
         check = ("matches the catalog's published checksum" if model.verified
                  else f"sha256 {model.sha256[:16]}…")
         _show(self.message, f"Imported {model.name} as {ROLE_LABELS.get(model.role, model.role)} "
-              f"({fmt_size(model.size_bytes)}, {check}).")
+              f"({fmt_bytes(model.size_bytes)}, {check}).")
 
     def _import_failed(self, exc: BaseException) -> None:
         self._job = None
@@ -1060,8 +1052,8 @@ class PrivacyTab(QWidget):
 
     def _measured(self, result: tuple[int, int, int]) -> None:
         size, files, free = result
-        _show(self.usage, f"{fmt_size(size)} in {files:,} file{'' if files == 1 else 's'} "
-              f"({self.service.paths.memory}); {fmt_size(free)} free on that disk")
+        _show(self.usage, f"{fmt_bytes(size)} in {files:,} file{'' if files == 1 else 's'} "
+              f"({self.service.paths.memory}); {fmt_bytes(free)} free on that disk")
 
     def _measure_failed(self, exc: BaseException) -> None:
         _show(self.usage, f"cannot measure: {exc}", error=True)
