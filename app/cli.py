@@ -139,7 +139,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         cfg = s.cfg
         # Open (and so validate) every input before anything is written.
         audio = WavFileSource(Path(args.audio), start_s=start_s, realtime=args.realtime,
-                              block_ms=cfg.capture.audio_block_ms) if args.audio else None
+                              block_ms=cfg.capture.audio_block_ms if args.realtime else None
+                              ) if args.audio else None
         video = Cv2FrameSource(args.video, max_fps=cfg.video.sample_fps, start_s=start_s,
                                realtime=args.realtime) if args.video else None
         if audio is not None and audio.converted:

@@ -297,8 +297,10 @@ def measure_pipeline_stall(repeat: int = 6) -> dict:
         service = DaybookService(Config(), DataPaths(Path(tmp) / "data").ensure())
         window = MainWindow(service)
         window.show()
-        from app.ui.app import settle_memory
+        from app.ui.app import favour_gui_thread, settle_memory
 
+        switch_interval_s = sys.getswitchinterval()
+        favour_gui_thread()  # as run_gui does
         settle_memory()  # as the app does after start-up
         now = time.time()
         pipe = service.start(audio=WavFileSource(wav, start_s=now),
@@ -316,6 +318,7 @@ def measure_pipeline_stall(repeat: int = 6) -> dict:
             time.sleep(0.001)
         wall = time.perf_counter() - t0
         timer.stop()
+        sys.setswitchinterval(switch_interval_s)
         media_s = audio.position_s
         service.close()
         window.close()
@@ -329,15 +332,21 @@ def measure_pipeline_stall(repeat: int = 6) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moments", type=int, default=5000)
+    parser.add_argument("--stall-runs", type=int, default=5)
     args = parser.parse_args()
     cold = measure_cold_start()
     print("cold start to window shown (target 2 s):")
     for key, value in cold.items():
         print(f"  {key}  {value}")
-    stall = measure_pipeline_stall()
-    print("GUI event loop while the pipeline ingests flat out (target 30 ms):")
-    for key, value in stall.items():
-        print(f"  {key}  {value}")
+    # Stalls are rare events: one run can miss them, so the ingest runs several times.
+    runs = [measure_pipeline_stall() for _ in range(args.stall_runs)]
+    stall = {"runs": runs, "max_stall_ms": max(r["max_stall_ms"] for r in runs),
+             "p99_gap_ms": max(r["p99_gap_ms"] for r in runs)}
+    print(f"GUI event loop while the pipeline ingests flat out, {len(runs)} runs (target 30 ms):")
+    for r in runs:
+        print("  " + "  ".join(f"{key} {value}" for key, value in r.items()))
+    print(f"  worst of all runs: max_stall_ms {stall['max_stall_ms']}, p99_gap_ms "
+          f"{stall['p99_gap_ms']}")
     timeline = measure_timeline(args.moments)
     width = max(len(k) for k in timeline)
     print(f"timeline, a day with {args.moments} moments:")

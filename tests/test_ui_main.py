@@ -3,6 +3,7 @@ generated recording (ffmpeg video, espeak-ng speech, webrtcvad, pocketsphinx, Ch
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -135,8 +136,10 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
         mediagen.write_wav(long_wav, np.tile(pcm, 6))
     audio = WavFileSource(long_wav, start_s=now)  # not real time: as fast as it goes
     video = Cv2FrameSource(str(media.video), max_fps=5.0, start_s=now, realtime=True)
-    from app.ui.app import settle_memory
+    from app.ui.app import favour_gui_thread, settle_memory
 
+    switch_interval_s = sys.getswitchinterval()
+    favour_gui_thread()  # as run_gui does
     settle_memory()  # as the app does after start-up
     pipe = window.service.start(audio=audio, video=video)
     settle_memory()  # as the app does once the pipeline runs
@@ -145,10 +148,12 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(5)
     audio_capture = pipe.captures[0]
-    qtbot.waitUntil(lambda: not audio_capture.is_alive()
-                    and pipe.counters()["asr.depth"] == 0 and pipe.counters()["audio.depth"] == 0,
-                    timeout=90_000)
-    timer.stop()
+    try:
+        qtbot.waitUntil(lambda: not audio_capture.is_alive() and pipe.counters()["asr.depth"] == 0
+                        and pipe.counters()["audio.depth"] == 0, timeout=90_000)
+    finally:
+        timer.stop()
+        sys.setswitchinterval(switch_interval_s)
     window.service.stop()
     gaps_ms = np.diff(ticks) * 1000
     worst = float(gaps_ms.max())
@@ -157,9 +162,10 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
           f"p99 {np.percentile(gaps_ms, 99):.1f} ms")
     assert window.frames_shown >= 3  # the preview kept updating
     assert window.service.store.count()["utterance"] >= 3
-    # DESIGN.md's target is 30 ms and bench/gui.py reports the figure; p99 is ~7 ms but Chroma's
-    # upsert holds the GIL 15-40 ms per call, so single gaps of 50-130 ms are seen today (issue
-    # 4 stays open for that). This bound catches a real regression such as ASR back in-process
-    # (~600 ms per utterance) without flaking on a shared machine.
+    # DESIGN.md's target is 30 ms. Measured here: p99 6-7 ms, worst 10-21 ms (bench/gui.py
+    # reports it against the target). The bound on the worst gap is twice the target, so that
+    # one scheduling hiccup on a shared CI machine does not fail the run, while a real
+    # regression still does: ASR back in-process (~600 ms), Chroma in-process (20-40 ms per
+    # upsert, spikes to 130 ms) or 30 ms WAV blocks flat out (spikes to 50-100 ms).
     assert float(np.percentile(gaps_ms, 99)) < 30, "the GUI is sluggish most of the time"
-    assert worst < 400, f"GUI stalled {worst:.0f} ms"
+    assert worst < 60, f"GUI stalled {worst:.0f} ms (target 30 ms)"

@@ -40,13 +40,17 @@ class WavFileSource:
     live = False
 
     def __init__(
-        self, path: Path, *, start_s: float, realtime: bool = False, block_ms: int = 30
+        self, path: Path, *, start_s: float, realtime: bool = False, block_ms: int | None = None
     ) -> None:
         self.path = Path(path)
         self.name = f"audio file {self.path.name}"
         self.start_s = start_s
         self.realtime = realtime
-        self.block_ms = block_ms
+        # Real-time replay stands in for a microphone: 30 ms blocks, as a sound card delivers.
+        # Flat out, big blocks: every block is a queue hand-off between two Python threads, and
+        # at 30 ms those hand-offs (≈2,000 a second) kept the GIL so busy that the GUI thread
+        # waited up to 50–100 ms for it (bench/gui.py); at 500 ms the worst wait is ≈10 ms.
+        self.block_ms = block_ms or (30 if realtime else 500)
         if not self.path.exists():
             raise InputError(f"audio file not found: {self.path}")
         if self.path.is_dir():
