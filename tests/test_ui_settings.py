@@ -25,7 +25,8 @@ from app.models.catalog import CatalogEntry, load_catalog
 from app.models.manager import ModelManager
 from app.pipeline.service import DaybookService
 from app.ui import settings
-from app.ui.settings import NO_MICROPHONE, BackgroundTasks, SettingsDialog, validate_config
+from app.ui.settings import NO_MICROPHONE, SettingsDialog, validate_config
+from app.ui.tasks import TaskGroup
 from tests import tinymodels
 from tests.https_server import FileServer
 from tests.test_models_download import gguf_shaped
@@ -543,7 +544,7 @@ def test_disk_usage_of_the_memory_folder(dialog: SettingsDialog,
 # --- the background-task plumbing -------------------------------------------------------------
 
 def test_background_work_runs_off_the_gui_thread_and_callbacks_on_it(qtbot) -> None:
-    tasks = BackgroundTasks()
+    tasks = TaskGroup()
     where: dict[str, str] = {}
     progress: list[object] = []
 
@@ -560,7 +561,7 @@ def test_background_work_runs_off_the_gui_thread_and_callbacks_on_it(qtbot) -> N
     tasks.run("sum", work, done, lambda exc: None, progress.append)
     assert tasks.running() == ["sum"]
     qtbot.waitUntil(lambda: not tasks.busy, timeout=5000)
-    assert where == {"work": "settings-sum", "done": threading.main_thread().name,
+    assert where == {"work": "job-sum", "done": threading.main_thread().name,
                      "result": "42"}
     assert progress == [1, 2]
 

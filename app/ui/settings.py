@@ -1,9 +1,8 @@
 """The settings dialog: devices, models (download, import, remove), assistant, privacy & storage.
 
 Everything slow (probing devices, downloads, imports, deleting a range, measuring the memory
-folder) runs on a helper thread through `BackgroundTasks`; results come back to the GUI thread
-through a signal on a QObject that lives there. The work functions handed to it must not touch
-widgets.
+folder) runs on a helper thread through a `TaskGroup` (app/ui/tasks.py); results come back to
+the GUI thread. The work functions handed to it must not touch widgets.
 
 Saving builds the new Config with `Config.replace`, validates it with the same rules as
 `load_config` (plus a few of the dialog's own), writes it with `save_config` and emits
@@ -12,10 +11,8 @@ Saving builds the new Config with `Config.replace`, validates it with the same r
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import importlib.util
-import itertools
 import logging
 import os
 import re
@@ -31,11 +28,9 @@ from PySide6.QtCore import (
     QAbstractTableModel,
     QDateTime,
     QModelIndex,
-    QObject,
     QPersistentModelIndex,
     Qt,
     Signal,
-    Slot,
 )
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
@@ -73,6 +68,7 @@ from app.models.manager import InstalledModel, ModelManager
 from app.models.selection import describe_choices
 from app.models.validate import sniff_format
 from app.pipeline.service import DaybookService
+from app.ui.tasks import Report, TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -176,99 +172,6 @@ def _range_of(section: str, key: str) -> tuple[int, int]:
     return int(meta["lo"]), int(meta["hi"])
 
 
-# --- background work ---------------------------------------------------------------------------
-
-Report = Callable[[object], None]
-
-
-@dataclass
-class _Task:
-    name: str
-    on_done: Callable[[Any], None]
-    on_error: Callable[[BaseException], None]
-    on_progress: Callable[[Any], None] | None
-
-
-_LIVE: set[BackgroundTasks] = set()  # runners with work in flight, released in the GUI thread
-
-
-class BackgroundTasks(QObject):
-    """Runs blocking work on named daemon threads; its callbacks run in the GUI thread.
-
-    `work(report)` runs on the helper thread: do not call UI routines there. `report(payload)`
-    forwards progress to `on_progress` in the GUI thread. After `shutdown()` (the dialog is gone)
-    results are dropped.
-    """
-
-    _finished = Signal(int, object, object)
-    _progressed = Signal(int, object)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._tasks: dict[int, _Task] = {}
-        self._ids = itertools.count(1)
-        self.closed = False
-        # Both receivers are methods of this QObject, which lives in the GUI thread, so Qt queues
-        # the helper threads' emits into it.
-        self._finished.connect(self._on_finished)
-        self._progressed.connect(self._on_progress)
-
-    def run(self, name: str, work: Callable[[Report], Any], on_done: Callable[[Any], None],
-            on_error: Callable[[BaseException], None],
-            on_progress: Callable[[Any], None] | None = None) -> None:
-        task_id = next(self._ids)
-        self._tasks[task_id] = _Task(name, on_done, on_error, on_progress)
-        _LIVE.add(self)
-
-        def report(payload: object) -> None:
-            self._emit(self._progressed, task_id, payload)
-
-        def target() -> None:
-            try:
-                result = work(report)
-            except Exception as exc:
-                if not isinstance(exc, DaybookError):
-                    log.exception("settings task %s failed", name)
-                self._emit(self._finished, task_id, None, exc)
-            else:
-                self._emit(self._finished, task_id, result, None)
-
-        threading.Thread(target=target, name=f"settings-{name}", daemon=True).start()
-
-    def running(self) -> list[str]:
-        return [t.name for t in self._tasks.values()]
-
-    @property
-    def busy(self) -> bool:
-        return bool(self._tasks)
-
-    def shutdown(self) -> None:
-        self.closed = True
-
-    @staticmethod
-    def _emit(signal: Any, *args: object) -> None:
-        with contextlib.suppress(RuntimeError):  # the QObject is gone (app shutting down)
-            signal.emit(*args)
-
-    @Slot(int, object)
-    def _on_progress(self, task_id: int, payload: object) -> None:
-        task = self._tasks.get(task_id)
-        if task is not None and task.on_progress is not None and not self.closed:
-            task.on_progress(payload)
-
-    @Slot(int, object, object)
-    def _on_finished(self, task_id: int, result: object, error: object) -> None:
-        task = self._tasks.pop(task_id, None)
-        if not self._tasks:
-            _LIVE.discard(self)
-        if task is None or self.closed:
-            return
-        if isinstance(error, BaseException):
-            task.on_error(error)
-        else:
-            task.on_done(result)
-
-
 # --- small widgets -----------------------------------------------------------------------------
 
 def _note(text: str) -> QLabel:
@@ -336,7 +239,7 @@ MIC_DEFAULT, NONE, CAMERA_URL = "default", "", "\x00url"
 
 
 class DevicesTab(QWidget):
-    def __init__(self, cfg: Config, tasks: BackgroundTasks) -> None:
+    def __init__(self, cfg: Config, tasks: TaskGroup) -> None:
         super().__init__()
         self.tasks = tasks
         self._mic_value = cfg.capture.microphone
@@ -564,7 +467,7 @@ class ModelTableModel(QAbstractTableModel):
 class ModelsTab(QWidget):
     """The model manager: what is installed and in use; download, import, remove."""
 
-    def __init__(self, service: DaybookService, cfg: Config, tasks: BackgroundTasks,
+    def __init__(self, service: DaybookService, cfg: Config, tasks: TaskGroup,
                  confirm: Callable[[str, str], bool]) -> None:
         super().__init__()
         self.service = service
@@ -922,7 +825,7 @@ def _html(text: str) -> str:
 # --- Assistant ---------------------------------------------------------------------------------
 
 class AssistantTab(QWidget):
-    def __init__(self, cfg: Config, tasks: BackgroundTasks) -> None:
+    def __init__(self, cfg: Config, tasks: TaskGroup) -> None:
         super().__init__()
         self._voice_value = cfg.assistant.voice
         self.wake_name = QLineEdit(cfg.assistant.wake_name)
@@ -971,7 +874,7 @@ class AssistantTab(QWidget):
 # --- Privacy & storage -------------------------------------------------------------------------
 
 class PrivacyTab(QWidget):
-    def __init__(self, service: DaybookService, cfg: Config, tasks: BackgroundTasks,
+    def __init__(self, service: DaybookService, cfg: Config, tasks: TaskGroup,
                  confirm: Callable[[str, str], bool]) -> None:
         super().__init__()
         self.service = service
@@ -1118,7 +1021,7 @@ class SettingsDialog(QDialog):
         self.setWindowTitle("Daybook settings")
         self.service = service
         self.config_path = config_path
-        self.tasks = BackgroundTasks()
+        self.tasks = TaskGroup()
         self.destroyed.connect(self.tasks.shutdown)
         self.cfg, problem = _editable_config(service, config_path)
 

@@ -30,12 +30,13 @@ from PySide6.QtGui import (
 )
 from shiboken6 import isValid
 
+from app.core.errors import DaybookError
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
-
 
 
 class BackgroundTasks(QObject):
@@ -108,6 +109,64 @@ class BackgroundTasks(QObject):
     def wait(self, timeout_ms: int = 5000) -> bool:
         """Wait until all queued and running work is done (results are delivered later)."""
         return all(pool.waitForDone(timeout_ms) for pool in (self.store_pool, self.image_pool))
+
+
+Report = Callable[[object], None]
+
+
+class TaskGroup(QObject):
+    """Long-running named jobs (downloads, imports, probing devices, measuring a folder), each on
+    its own daemon thread so they neither queue behind the store thread nor behind each other.
+
+    `work(report)` runs on the job's thread (no UI calls there); `report(payload)` reaches
+    `on_progress`, and the result `on_done` or `on_error`, in the GUI thread through
+    `BackgroundTasks.post`. After `shutdown()` (the dialog that owns the group is gone) results
+    and progress are dropped.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._running: dict[int, str] = {}
+        self._ids = itertools.count(1)
+        self._post = BackgroundTasks.instance().post
+        self.closed = False
+
+    def run(self, name: str, work: Callable[[Report], Any], on_done: Callable[[Any], None],
+            on_error: Callable[[BaseException], None],
+            on_progress: Callable[[Any], None] | None = None) -> None:
+        task_id = next(self._ids)
+        self._running[task_id] = name
+
+        def progress(payload: object) -> None:
+            if on_progress is not None and not self.closed:
+                on_progress(payload)
+
+        def finish(callback: Callable[[Any], None], value: object) -> None:
+            self._running.pop(task_id, None)
+            if not self.closed:
+                callback(value)
+
+        def target() -> None:
+            try:
+                result = work(lambda payload: self._post(self, progress, payload))
+            except Exception as exc:
+                if not isinstance(exc, DaybookError):
+                    log.exception("background job %s failed", name)
+                self._post(self, finish, on_error, exc)
+            else:
+                self._post(self, finish, on_done, result)
+
+        threading.Thread(target=target, name=f"job-{name}", daemon=True).start()
+
+    def running(self) -> list[str]:
+        return list(self._running.values())
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._running)
+
+    def shutdown(self) -> None:
+        self.closed = True
 
 
 def _decode(path: Path, box_px: QSize) -> QImage | None:
