@@ -38,7 +38,7 @@ def test_screenshots_under_xvfb(tmp_path: Path) -> None:
         xvfb.wait(10)
     from PySide6.QtGui import QImage
 
-    for name in ("main_window", "timeline", "settings", "settings_models"):
+    for name in ("main_window", "timeline", "timeline_moment", "settings", "settings_models"):
         path = ARTIFACTS / f"{name}.png"
         image = QImage(str(path))
         assert not image.isNull() and image.width() == 1440, name

@@ -205,6 +205,49 @@ def test_clicking_a_row_opens_it(qtbot, window, day_moments):
     qtbot.waitUntil(lambda: not window.moment_view.image.pixmap().isNull(), timeout=5000)
 
 
+def test_episodes_list_mark_and_open(qtbot, window, service, day_moments):
+    """The day's episodes: listed in the side panel while no moment is open, drawn as bands on
+    the hour strips, named in the moment view; clicking one opens its first moment."""
+    window.show()
+    show(qtbot, window, DAY)
+    view = window.moment_view
+    assert view.stack.currentWidget() is view.overview
+    assert view.overview_title.text() == "4 episodes"
+    items = [view.episode_list.item(i).text() for i in range(view.episode_list.count())]
+    assert [line.split("\n")[0] for line in items] == [
+        "09:00–09:00  ·  scrambled, coffee, breakfast",
+        "09:45–09:50  ·  meeting, alice, o'clock",
+        "11:30–11:31  ·  person, desk",  # the clip's caption counts; the music has no words
+        "14:00–14:05  ·  remember, water, tomato",
+    ]
+    assert items[3].split("\n")[1] == "5 min · 1 seen · 1 heard"
+    nine = window.model.lanes()[0]
+    assert nine.hour == 9 and len(nine.bands) == 2
+    assert nine.bands[1][0] == pytest.approx(0.75)  # 09:45
+
+    last = view.episode_list.item(3)
+    rect = view.episode_list.visualItemRect(last)
+    with qtbot.waitSignal(window.momentOpened, timeout=2000) as opened:
+        qtbot.mouseClick(view.episode_list.viewport(), Qt.MouseButton.LeftButton,
+                         pos=rect.center())
+    assert opened.args == [day_moments[6].id]  # the 14:00 clip begins it
+    assert view.stack.currentWidget() is view.details
+    assert view.episode.text() == "Episode 14:00–14:05: remember, water, tomato (2 moments)"
+    assert view.caption.text().startswith("No caption")  # and says why
+
+    qtbot.mouseClick(view.back_button, Qt.MouseButton.LeftButton)
+    assert view.stack.currentWidget() is view.overview
+    assert window.open_moment_id() is None
+    assert not window.tree.selectionModel().hasSelection()
+
+    # Forgetting the breakfast talk leaves that episode as the camera clip alone.
+    window.open_moment(day_moments[1].id)
+    window.confirm = lambda question: True
+    with qtbot.waitSignal(window.dayLoaded, timeout=10_000):  # re-read after the delete
+        window.delete_moment()
+    assert view.episode_list.item(0).text().startswith("09:00–09:00  ·  camera only")
+
+
 def test_delete_removes_from_view_store_and_disk(qtbot, window, service, day_moments):
     show(qtbot, window, DAY)
     doomed = day_moments[0]  # the 09:00 clip

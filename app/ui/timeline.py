@@ -52,6 +52,8 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListView,
+    QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QPushButton,
     QSizePolicy,
@@ -64,8 +66,9 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.events import MomentsDeleted, MomentsStored
-from app.core.timefmt import local_day
+from app.core.timefmt import local_day, local_dt
 from app.memory.base import Moment
+from app.memory.episodes import Episode, episode_of, group_episodes
 from app.reasoning.base import Citation
 from app.ui.bridge import EventBridge
 from app.ui.tasks import BackgroundTasks, ThumbnailLoader
@@ -97,11 +100,31 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
+NO_CAPTION = ("No caption: describing what the camera saw takes a vision model, which this "
+              "version cannot run yet. The key frame is kept.")
+
+
+def _hm(t_s: float) -> str:
+    return local_dt(t_s).strftime("%H:%M")
+
+
+def _length(seconds: float) -> str:
+    """An episode's length, to the minute once it is one."""
+    if seconds < 60:
+        return _duration(seconds)
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
 class MomentView(QFrame):
-    """A side panel showing one moment: key frame, times, kind, what was heard, and actions."""
+    """The side panel. With a moment open: its key frame, times, kind, what was heard, the
+    caption, the episode it belongs to, and actions. Otherwise the day's overview: its episodes
+    (long-term memory's stretches of activity), each opening its first moment when clicked."""
 
     deleteRequested = Signal()
     exportRequested = Signal()
+    overviewRequested = Signal()  # "back to the day"
+    episodeActivated = Signal(str)  # the episode's first moment id
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -143,17 +166,52 @@ class MomentView(QFrame):
         self.placeholder = QLabel("Select a moment to see it here.")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.placeholder.setWordWrap(True)
+        self.episode = QLabel()
+        self.episode.setWordWrap(True)
+        self.episode.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.episodes: list[Episode] = []
+        self._note = ""
+        self.back_button = QToolButton()
+        self.back_button.setText("‹ Day overview")
+        self.back_button.setAutoRaise(True)
+        self.back_button.setToolTip("Back to the day's episodes (Esc)")
+        self.back_button.clicked.connect(self.overviewRequested)
+
+        self.overview_title = QLabel()
+        self.overview_title.setFont(self.title.font())
+        self.overview_hint = QLabel()
+        self.overview_hint.setWordWrap(True)
+        self.overview_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+        self.episode_list = QListWidget()
+        self.episode_list.setWordWrap(True)
+        self.episode_list.setFrameShape(QFrame.Shape.NoFrame)
+        self.episode_list.setAccessibleName("Episodes of the day")
+        self.episode_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.episode_list.itemClicked.connect(self._episode_clicked)
+        self.episode_list.itemActivated.connect(self._episode_clicked)
+        overview = QWidget()
+        over_lay = QVBoxLayout(overview)
+        over_lay.setContentsMargins(0, 0, 0, 0)
+        over_lay.addWidget(self.overview_title)
+        over_lay.addWidget(self.overview_hint)
+        over_lay.addWidget(self.episode_list, 1)
+        self.overview = overview
 
         details = QWidget()
         lay = QVBoxLayout(details)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(6)
+        back_row = QHBoxLayout()
+        back_row.addWidget(self.back_button)
+        back_row.addStretch(1)
+        lay.addLayout(back_row)
         lay.addWidget(self.image)
         lay.addWidget(self.image_note)
         lay.addSpacing(4)
         lay.addWidget(self.title)
         lay.addWidget(self.subtitle)
         lay.addWidget(self.kind)
+        lay.addWidget(self.episode)
         lay.addSpacing(6)
         lay.addWidget(self.heard_label)
         lay.addWidget(self.heard)
@@ -170,20 +228,50 @@ class MomentView(QFrame):
 
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(overview)
         self.stack.addWidget(details)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(10, 10, 10, 10)
         outer.addWidget(self.stack)
         self.show_moment(None)
 
-    def show_moment(self, m: Moment | None, note: str = "") -> None:
+    def show_overview(self, episodes: list[Episode]) -> None:
+        """The day's episodes (shown while no moment is open)."""
+        self.episodes = episodes
+        self.episode_list.clear()
+        for e in episodes:
+            seen, heard = e.n_clips, e.n_utterances
+            parts = [f"{seen} seen"] if seen else []
+            parts += [f"{heard} heard"] if heard else []
+            item = QListWidgetItem(f"{_hm(e.t0_s)}–{_hm(e.t1_s)}  ·  {e.title}\n"
+                                   f"{_length(e.t1_s - e.t0_s)} · {' · '.join(parts)}")
+            item.setData(Qt.ItemDataRole.UserRole, e.first_id)
+            item.setToolTip("Open the episode's first moment")
+            self.episode_list.addItem(item)
+        n = len(episodes)
+        self.overview_title.setText(f"{n} episode{'s' if n != 1 else ''}")
+        self.overview_hint.setText(
+            "Stretches of activity: a new one starts after 5 minutes with nothing remembered "
+            "or when talk resumes after a quiet spell. Click one to open it; select a moment "
+            "to see it here.")
+        if self.moment is None and not self._note:
+            self.stack.setCurrentWidget(self.overview if episodes else self.placeholder)
+
+    def _episode_clicked(self, item: QListWidgetItem) -> None:
+        self.episodeActivated.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    def show_moment(self, m: Moment | None, note: str = "", *,
+                    episode: Episode | None = None) -> None:
         self.moment = m
+        self._note = note  # says why no moment is shown: stays until a moment or the overview
         self.status.clear()
         if m is None:
             self.placeholder.setText(note or "Select a moment to see it here.")
-            self.stack.setCurrentWidget(self.placeholder)
+            showing_overview = not note and self.episodes
+            self.stack.setCurrentWidget(self.overview if showing_overview else self.placeholder)
             return
         self.stack.setCurrentWidget(self.details)
+        self.set_episode(episode)
         self.title.setText(_span(m))
         self.subtitle.setText(f"{_long_date(local_day(m.t0_s), year=True)} · "
                               f"{_duration(m.t1_s - m.t0_s)}")
@@ -193,9 +281,11 @@ class MomentView(QFrame):
                               f"Seen (camera clip{frames})")
             self.heard_label.hide()
             self.heard.hide()
-            self.caption_label.setVisible(bool(m.text))
-            self.caption.setVisible(bool(m.text))
-            self.caption.setText(m.text)
+            self.caption_label.show()
+            self.caption.show()
+            self.caption.setText(m.text or NO_CAPTION)
+            self.caption.setForegroundRole(QPalette.ColorRole.WindowText if m.text
+                                           else QPalette.ColorRole.PlaceholderText)
         else:
             sound = m.sound or "speech"
             self.kind.setText(f"<span style='color:{SPEECH_COLOR.name()}'>●</span> "
@@ -207,6 +297,14 @@ class MomentView(QFrame):
             self.caption.hide()
             self.image_note.setText("The camera around then")
         self.set_image(None)
+
+    def set_episode(self, episode: Episode | None) -> None:
+        """The line naming the episode the open moment belongs to."""
+        self.episode.setVisible(episode is not None)
+        if episode is not None:
+            n = len(episode.moment_ids)
+            self.episode.setText(f"Episode {_hm(episode.t0_s)}–{_hm(episode.t1_s)}: "
+                                 f"{episode.title} ({n} moment{'s' if n != 1 else ''})")
 
     def set_image(self, pixmap: QPixmap | None, missing: bool = False) -> None:
         """The key frame (None: still loading, or `missing`)."""
@@ -255,6 +353,7 @@ class TimelineWindow(QWidget):
         self._to_expand: list[int] = []  # hours still to expand (a day opens in steps)
         self._zoom_hour: int | None = None
         self._open_id: str | None = None
+        self.episodes: list[Episode] = []  # the shown day's, in time order
 
         self.loader = ThumbnailLoader(self)
         self.loader.loaded.connect(self._thumb_loaded)
@@ -348,7 +447,7 @@ class TimelineWindow(QWidget):
         # Only while the list has the focus: Delete in the search box edits text.
         QShortcut(QKeySequence.StandardKey.Delete, self.tree, lambda: self.delete_moment(),
                   Qt.ShortcutContext.WidgetShortcut)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self.tree, lambda: self.zoom_to_hour(None),
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self.tree, self._escape,
                   Qt.ShortcutContext.WidgetShortcut)
 
         self.empty_title = QLabel()
@@ -408,6 +507,8 @@ class TimelineWindow(QWidget):
         self.moment_view.setFrameShape(QFrame.Shape.StyledPanel)
         self.moment_view.deleteRequested.connect(lambda: self.delete_moment())
         self.moment_view.exportRequested.connect(self._export_clicked)
+        self.moment_view.overviewRequested.connect(self.show_overview)
+        self.moment_view.episodeActivated.connect(self.open_moment)
 
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.hits_box)
@@ -478,13 +579,18 @@ class TimelineWindow(QWidget):
         self._load_token += 1
         token, day, service = self._load_token, self._day, self.service
         self._loading = True
-        self._tasks.run(self, lambda: group_by_hour(service.moments_on_day(day)),
-                        partial(self._day_read, token, day, reset),
+        def read() -> tuple[list[_Lane], list[Episode]]:
+            moments = service.moments_on_day(day)
+            return group_by_hour(moments), group_episodes(moments)
+
+        self._tasks.run(self, read, partial(self._day_read, token, day, reset),
                         partial(self._day_failed, token, day))
 
-    def _day_read(self, token: int, day: str, reset: bool, lanes: list[_Lane]) -> None:
+    def _day_read(self, token: int, day: str, reset: bool,
+                  read: tuple[list[_Lane], list[Episode]]) -> None:
         if token != self._load_token:
             return  # a newer load is on its way
+        lanes, self.episodes = read
         self._loading = False
         self._loading_timer.stop()
         if reset or day != self.model.day:
@@ -497,6 +603,10 @@ class TimelineWindow(QWidget):
             if self._zoom_hour is not None and not self.model.hour_index(self._zoom_hour).isValid():
                 self._zoom_hour = None
                 self._apply_zoom()
+        self.model.set_episodes(self.episodes)
+        self.moment_view.show_overview(self.episodes)
+        if self.moment_view.moment is not None:
+            self.moment_view.set_episode(episode_of(self.episodes, self.moment_view.moment.id))
         self._day_changed()
         self._expand_step(token, day)
 
@@ -673,6 +783,19 @@ class TimelineWindow(QWidget):
         if m is not None:
             self._show(m)
 
+    def show_overview(self) -> None:
+        """Close the moment view: the panel lists the day's episodes again."""
+        self.tree.selectionModel().clearCurrentIndex()
+        self.tree.clearSelection()
+        self._open_id = None
+        self.moment_view.show_moment(None)
+
+    def _escape(self) -> None:
+        if self._zoom_hour is not None:
+            self.zoom_to_hour(None)
+        else:
+            self.show_overview()
+
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         m = self.model.moment(current)
         if m is not None:
@@ -686,7 +809,7 @@ class TimelineWindow(QWidget):
         if m.id == self._open_id and self.moment_view.moment == m:
             return
         self._open_id = m.id
-        self.moment_view.show_moment(m)
+        self.moment_view.show_moment(m, episode=episode_of(self.episodes, m.id))
         self._panel_image()
         self.momentOpened.emit(m.id)
 
@@ -789,6 +912,8 @@ class TimelineWindow(QWidget):
                 self.zoom_to_hour(None)
             self._day_changed()
             self.momentsRemoved.emit(removed)
+            if not self._reload_timer.isActive():
+                self._reload_timer.start()  # the episodes change with the moments
 
     # --- search -------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
@@ -28,6 +28,7 @@ from PySide6.QtGui import (
 
 from app.core.timefmt import iso, local_day, local_dt
 from app.memory.base import Moment
+from app.memory.episodes import Episode
 from app.memory.keyframes import KeyFrameDir
 from app.reasoning.base import Citation
 from app.ui.tasks import ThumbnailLoader
@@ -134,6 +135,7 @@ class _Lane:
     moments: list[Moment]
     ticks: list[tuple[float, bool]] = field(default_factory=list)  # (fraction of hour, is clip)
     n_clips: int = 0
+    bands: list[tuple[float, float]] = field(default_factory=list)  # episodes, fractions of hour
 
     def __post_init__(self) -> None:
         self.refresh()
@@ -307,6 +309,24 @@ class DayModel(QAbstractItemModel):
             return QModelIndex()
         hour, pos = found
         return self.index(pos, 0, self.hour_index(hour))
+
+    def set_episodes(self, episodes: Sequence[Episode]) -> None:
+        """Mark the day's episodes on the hour rows' strips (as bands under the ticks)."""
+        for row, lane in enumerate(self._lanes):
+            if not lane.moments:
+                continue
+            start = local_dt(lane.moments[0].t0_s).replace(minute=0, second=0, microsecond=0)
+            start_s = start.timestamp()
+            bands = []
+            for e in episodes:
+                a = (e.t0_s - start_s) / 3600
+                b = (e.t1_s - start_s) / 3600
+                if b > 0 and a < 1:
+                    bands.append((max(0.0, a), min(1.0, b)))
+            if bands != lane.bands:
+                lane.bands = bands
+                index = self.index(row, 0)
+                self.dataChanged.emit(index, index)
 
     def set_day(self, day: str, lanes: list[_Lane]) -> None:
         """Show another day (resets views)."""

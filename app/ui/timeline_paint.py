@@ -179,6 +179,15 @@ class LaneDelegate(QStyledItemDelegate):
         for quarter in (1, 2, 3):
             gx = strip.left() + strip.width() * quarter // 4
             painter.drawLine(gx, strip.top() + 3, gx, strip.bottom() - 3)
+        # Episodes: tinted bands under the ticks, alternating tints so neighbours stay apart.
+        for i, (a, b) in enumerate(lane.bands):
+            tint = QColor(palette.color(QPalette.ColorRole.Highlight))
+            tint.setAlphaF(0.22 if i % 2 == 0 else 0.38)
+            x0 = strip.left() + round(a * strip.width())
+            x1 = strip.left() + max(round(b * strip.width()), round(a * strip.width()) + 3)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(tint)
+            painter.drawRoundedRect(QRect(x0, strip.top() + 1, x1 - x0, strip.height() - 2), 2, 2)
         for clip_pass in (True, False):  # speech on top: it is sparser
             painter.setPen(QPen(CLIP_COLOR if clip_pass else SPEECH_COLOR, 2))
             for frac, is_clip in lane.ticks:

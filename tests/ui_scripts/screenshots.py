@@ -62,6 +62,11 @@ def main() -> None:
     win.timeline.show_day(time.strftime("%Y-%m-%d"))
     pump(app, 2.0)
     shot(app, out / "timeline.png")
+    clip = next((m for m in win.timeline.model.moments() if m.kind == "clip"), None)
+    if clip is not None:  # the moment view: key frame, caption note, its episode
+        win.timeline.open_moment(clip.id)
+        pump(app, 1.0)
+    shot(app, out / "timeline_moment.png")
     from app.ui.settings import SettingsDialog
 
     dialog = SettingsDialog(service, data / "config.toml", win)
