@@ -18,6 +18,7 @@ from app.perception.fakes import EnergyVad, ScriptedTranscriber
 from app.pipeline.service import DaybookService
 from app.ui.app import replay_sources
 from app.ui.main_window import MainWindow
+from tests import mediagen, pulse
 from tests.conftest import Media
 from tests.test_clips import _scene
 from tests.test_vad import _signal
@@ -169,3 +170,46 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
     # upsert, spikes to 130 ms) or 30 ms WAV blocks flat out (spikes to 50-100 ms).
     assert float(np.percentile(gaps_ms, 99)) < 30, "the GUI is sluggish most of the time"
     assert worst < 60, f"GUI stalled {worst:.0f} ms (target 30 ms)"
+
+
+@pytest.mark.pulse
+@pytest.mark.skipif(not pulse.available(), reason=pulse.SKIP_REASON)
+def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                                          media: Media) -> None:
+    """The window started the way `python main.py` starts it (live sources from the config: the
+    PortAudio default microphone, here PulseAudio's pipe source, and a camera that is a video
+    file), spoken to, then asked about what it heard."""
+    import tempfile
+
+    from app.ui.app import _start, live_sources
+
+    speech = mediagen.conversation([(0.5, "remember to water the tomato plants")], 4.0)
+    with tempfile.TemporaryDirectory(prefix="daybook-pulse-") as d, \
+            pulse.PulseServer(Path(d)) as server:
+        cfg = Config().replace(capture={"camera": str(media.video), "microphone": "default"})
+        service = DaybookService(cfg, DataPaths(tmp_path / "data").ensure())
+        win = MainWindow(service, tmp_path / "config.toml")
+        qtbot.addWidget(win)
+        win.show()
+        try:
+            audio, video, problems = live_sources(cfg)
+            assert problems == [] and audio is not None and video is not None
+            _start(win, audio, video, problems)
+            assert win.state_label.text() == "Recording"
+            qtbot.waitUntil(lambda: win.frames_shown >= 3, timeout=10_000)  # the camera shows
+            server.feed(speech)
+            qtbot.waitUntil(lambda: any(r.state == "done" and r.text for r in win.transcript.rows),
+                            timeout=30_000)
+            heard = [r.text for r in win.transcript.rows if r.text]
+            qtbot.waitUntil(lambda: service.store.count()["utterance"] >= 1, timeout=10_000)
+            qid = win.ask("what should I water?")
+            qtbot.waitUntil(lambda: win.exchanges[qid].done, timeout=10_000)
+            answer = win.conversation.toPlainText()
+            sources = [c.source.name for c in service.pipeline.captures] if service.pipeline else []
+        finally:
+            service.close()
+    print(f"heard through the microphone: {heard}; answered: {answer!r}")
+    assert len(heard) == 1, heard
+    assert "water" in heard[0] or "tomato" in heard[0], heard  # pocketsphinx is rough
+    assert heard[0] in answer  # the answer cites what was heard
+    assert sources == ["microphone default", f"file {media.video.name}"], sources
