@@ -75,6 +75,28 @@ def test_preview_transcript_and_streamed_answer_on_fakes(window: MainWindow, qtb
     assert window.tabs.currentWidget() is window.timeline
 
 
+def test_a_question_said_to_the_wake_name_is_answered(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Instruction prediction: an utterance addressed to "Daybook" is a question. The answer
+    streams into the conversation marked as said, and never cites the question itself."""
+    now = time.time() - 10
+    audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.0), (7.0, 8.0)], 10.0), start_s=now)
+    window.service.start(audio=audio, video=None, vad=EnergyVad(), transcriber=ScriptedTranscriber(
+        ["the spare key is under the blue pot", "lunch at noon with Sam",
+         "hey daybook where is the spare key"]))
+    qtbot.waitUntil(lambda: any(ex.done for ex in window.exchanges.values()), timeout=15_000)
+    [ex] = window.exchanges.values()
+    assert ex.spoken and ex.question == "where is the spare key"
+    cited = [c.moment.text for c in ex.citations]
+    assert cited[0] == "the spare key is under the blue pot"
+    assert "hey daybook where is the spare key" not in cited  # remembered, but not an answer
+    text = window.conversation.toPlainText()
+    assert "You (said): where is the spare key" in text
+    assert "the spare key is under the blue pot" in text
+    # Only the addressed utterance was taken as a question; all three are remembered.
+    qtbot.waitUntil(lambda: window.service.store.count()["utterance"] == 3, timeout=10_000)
+    assert len(window.exchanges) == 1
+
+
 def test_pause_withholds_everything_and_resume_restores(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
     window.toggle_pause()
     assert not window.service.is_recording

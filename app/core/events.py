@@ -154,6 +154,7 @@ class RecordingResumed:
 class AnswerStarted:
     question_id: int
     question: str
+    spoken: bool = False  # heard (addressed by the wake name), not typed
 
 
 @dataclass(frozen=True)

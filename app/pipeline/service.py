@@ -7,6 +7,7 @@ thread (see app/ui/bridge.py) before touching widgets.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import threading
@@ -21,8 +22,10 @@ from app.core.events import (
     AnswerFinished,
     AnswerStarted,
     MomentsDeleted,
+    MomentsStored,
     RecordingPaused,
     RecordingResumed,
+    UtteranceTranscribed,
 )
 from app.core.paths import DataPaths
 from app.memory.base import Moment
@@ -38,12 +41,14 @@ from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus
 from app.reasoning.base import Answer, Citation
 from app.reasoning.extractive import ExtractiveReasoner
+from app.reasoning.instruction import addressed_question
 from app.reasoning.retrieve import Retriever, answer_question
 
 log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 480
 PREVIEW_FPS = 5.0
+STORED_WAIT_S = 3.0  # a spoken question waits at most this long for the memory to commit
 
 
 class DaybookService:
@@ -65,6 +70,9 @@ class DaybookService:
         self.paused_until_s: float | None = None
         self._question_ids = itertools.count(1)
         self._resume_timer: threading.Timer | None = None
+        self._stored_ids: collections.deque[str] = collections.deque(maxlen=1024)
+        self._stored_cond = threading.Condition()
+        self.bus.subscribe(self._heard)
 
     # --- the pipeline ----------------------------------------------------------------------
 
@@ -163,20 +171,49 @@ class DaybookService:
             return self.key_frames.absolute(m.key_frame)
         return self.key_frames.near(m.t0_s, m.t1_s)
 
-    def ask(self, question: str) -> int:
-        """Answer in a background thread; AnswerStarted/Chunk/Finished events follow."""
+    def ask(self, question: str, *, spoken: bool = False,
+            exclude: frozenset[str] = frozenset(), after: str | None = None) -> int:
+        """Answer in a background thread; AnswerStarted/Chunk/Finished events follow. `after`:
+        a moment id to wait for in the store first (a spoken question's own utterance)."""
         qid = next(self._question_ids)
-        threading.Thread(target=self._answer, args=(qid, question), name=f"ask-{qid}",
-                         daemon=True).start()
+        threading.Thread(target=self._answer, args=(qid, question, spoken, exclude, after),
+                         name=f"ask-{qid}", daemon=True).start()
         return qid
 
-    def ask_now(self, question: str) -> Answer:
-        return answer_question(self.retriever, self.reasoner, question)
+    def ask_now(self, question: str, exclude: frozenset[str] = frozenset()) -> Answer:
+        return answer_question(self.retriever, self.reasoner, question, exclude=exclude)
 
-    def _answer(self, qid: int, question: str) -> None:
-        self.bus.emit(AnswerStarted(qid, question))
+    def _heard(self, event: object) -> None:
+        """Instruction prediction (in the emitting worker's thread): an utterance addressed to
+        the wake name is a spoken question. Nothing is heard while recording is paused."""
+        if isinstance(event, MomentsStored):
+            with self._stored_cond:
+                self._stored_ids.extend(event.ids)
+                self._stored_cond.notify_all()
+            return
+        if not isinstance(event, UtteranceTranscribed) or not event.text:
+            return
+        question = addressed_question(event.text, self.cfg.assistant.wake_name)
+        if question:
+            log.info("spoken question (%s): %r", event.id, question)
+            self.ask(question, spoken=True, exclude=frozenset({event.id}), after=event.id)
+
+    def _wait_stored(self, moment_id: str, timeout_s: float) -> bool:
+        """Wait until `moment_id` (and so, the memory worker being first in, first out,
+        everything heard before it) is committed and searchable."""
+        pipe = self.pipeline
+        if pipe is not None:
+            pipe.memory.flush_soon()
+        with self._stored_cond:
+            return self._stored_cond.wait_for(lambda: moment_id in self._stored_ids, timeout_s)
+
+    def _answer(self, qid: int, question: str, spoken: bool = False,
+                exclude: frozenset[str] = frozenset(), after: str | None = None) -> None:
+        self.bus.emit(AnswerStarted(qid, question, spoken))
+        if after is not None and not self._wait_stored(after, STORED_WAIT_S):
+            log.warning("answering %r before the memory caught up", question)
         try:
-            answer = self.ask_now(question)
+            answer = self.ask_now(question, exclude)
         except Exception as exc:
             log.exception("answering %r failed", question)
             answer = Answer(question, f"Sorry, I could not search my memory ({exc}).")

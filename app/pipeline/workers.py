@@ -233,6 +233,7 @@ class MemoryWorker(Worker):
         self.flush_interval_s = flush_interval_s
         self._pending: list[tuple[Moment, np.ndarray | None]] = []
         self._oldest_pending = 0.0
+        self._soon = threading.Event()  # commit at the next turn, not after flush_interval_s
         self.stored = {"utterance": 0, "clip": 0}
         self.last_error: str | None = None
 
@@ -266,12 +267,18 @@ class MemoryWorker(Worker):
         if not self._pending:
             self._oldest_pending = time.monotonic()
         self._pending.append((moment, vector))
-        if len(self._pending) >= self.batch_size:
+        if len(self._pending) >= self.batch_size or self._soon.is_set():
             self.flush()
 
     def idle(self) -> None:
-        if self._pending and time.monotonic() - self._oldest_pending >= self.flush_interval_s:
+        if self._pending and (self._soon.is_set()
+                              or time.monotonic() - self._oldest_pending >= self.flush_interval_s):
             self.flush()
+
+    def flush_soon(self) -> None:
+        """From any thread: commit what is pending (and what arrives next) without waiting for
+        the batch to fill: a spoken question is about to be answered from the memory."""
+        self._soon.set()
 
     def finish(self) -> None:
         self.flush()
@@ -299,6 +306,7 @@ class MemoryWorker(Worker):
             self._report(f"could not write to the memory store ({exc}); will retry")
             return
         self._pending = []
+        self._soon.clear()
         for m, _ in batch:
             self.stored[m.kind] += 1
         ids = tuple(m.id for m, _ in batch)

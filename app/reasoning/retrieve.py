@@ -29,19 +29,22 @@ class Retriever:
         self.cfg = cfg
 
     def retrieve(
-        self, question: str, now: dt.datetime | None = None
+        self, question: str, now: dt.datetime | None = None, *,
+        exclude: frozenset[str] = frozenset(),
     ) -> tuple[list[Citation], TimeScope | None]:
+        """The moments that answer `question` (never those in `exclude`: a spoken question is
+        itself remembered, and must not answer itself)."""
         scope = parse_time_scope(question, now)
         terms = {stem(w) for w in words(question)}
         if not terms:
-            return self._in_scope(scope, now), scope
+            return self._in_scope(scope, now, exclude), scope
         vector = self.embedder.embed([question])[0]
-        k = self.cfg.top_k * 4
+        k = self.cfg.top_k * 4 + len(exclude)
         hits = self.store.search(vector, k, days=scope.days() if scope else None)
         scored: list[tuple[float, Moment]] = []
         for hit in hits:
             m = hit.moment
-            if scope and not (scope.t0_s <= m.t0_s < scope.t1_s):
+            if m.id in exclude or (scope and not (scope.t0_s <= m.t0_s < scope.t1_s)):
                 continue
             overlap = len(terms & {stem(w) for w in words(m.text)}) / len(terms)
             if hit.similarity < self.cfg.min_similarity and overlap == 0:
@@ -50,7 +53,8 @@ class Retriever:
         scored.sort(key=lambda s: -s[0])
         return [self._cite(m, score) for score, m in scored[: self.cfg.top_k]], scope
 
-    def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None) -> list[Citation]:
+    def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None,
+                  exclude: frozenset[str]) -> list[Citation]:
         if scope is None:  # nothing to go on: the latest moments of today
             today = (now or dt.datetime.now()).date().isoformat()
             moments = self.store.moments_on_day(today)
@@ -61,6 +65,7 @@ class Retriever:
                 for m in self.store.moments_on_day(day)
                 if scope.t0_s <= m.t0_s < scope.t1_s
             ]
+        moments = [m for m in moments if m.id not in exclude]
         # Prefer what was said; fill up with what was seen. Newest first.
         said = [m for m in moments if m.kind == "utterance" and m.text]
         seen = [m for m in moments if m.kind == "clip"]
@@ -74,8 +79,9 @@ class Retriever:
 
 
 def answer_question(retriever: Retriever, reasoner: Reasoner, question: str,
-                    now: dt.datetime | None = None) -> Answer:
+                    now: dt.datetime | None = None, *,
+                    exclude: frozenset[str] = frozenset()) -> Answer:
     """Retrieve the moments for a question and let the reasoner answer from them."""
-    citations, scope = retriever.retrieve(question, now)
+    citations, scope = retriever.retrieve(question, now, exclude=exclude)
     label = scope.label if scope else None
     return Answer(question, reasoner.answer(question, citations, label), citations, label)

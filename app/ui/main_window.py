@@ -62,6 +62,7 @@ class Exchange:
     answer: str = ""
     done: bool = False
     citations: list[Any] = field(default_factory=list)
+    spoken: bool = False  # heard through the microphone (addressed by the wake name)
 
 
 class MainWindow(QMainWindow):
@@ -259,7 +260,9 @@ class MainWindow(QMainWindow):
 
     def _on_answer(self, event: Any) -> None:
         ex = self.exchanges.setdefault(event.question_id, Exchange(getattr(event, "question", "")))
-        if isinstance(event, AnswerChunk):
+        if isinstance(event, AnswerStarted):
+            ex.spoken = event.spoken
+        elif isinstance(event, AnswerChunk):
             ex.answer += event.text
         elif isinstance(event, AnswerFinished):
             answer: Answer = event.answer  # type: ignore[assignment]
@@ -269,7 +272,8 @@ class MainWindow(QMainWindow):
     def _render_conversation(self) -> None:
         parts = []
         for ex in self.exchanges.values():
-            parts.append(f"<p><b>You:</b> {html.escape(ex.question)}</p>")
+            who = "You (said):" if ex.spoken else "You:"
+            parts.append(f"<p><b>{who}</b> {html.escape(ex.question)}</p>")
             if not ex.done:
                 text = html.escape(ex.answer) or "<i>thinking…</i>"
                 parts.append(f"<p><b>Daybook:</b> {text.replace(chr(10), '<br>')}</p>")
@@ -303,8 +307,9 @@ class MainWindow(QMainWindow):
     def _welcome_html(self) -> str:
         return ("<p style='color:#666'>Ask about anything Daybook saw or heard: "
                 "<i>what did I have for breakfast?</i>, <i>what happened this morning?</i>, "
-                "<i>when is the meeting?</i> Answers list the remembered moments; click one to "
-                "open it in the timeline.</p>")
+                "<i>when is the meeting?</i> Type it below, or say it starting with "
+                f"“{html.escape(self.service.cfg.assistant.wake_name)}”. Answers list "
+                "the remembered moments; click one to open it in the timeline.</p>")
 
     # --- controls ------------------------------------------------------------------------------
 
