@@ -191,6 +191,7 @@ def _retrieval(s: Session) -> Any:
         make_embedder(s.cfg),
         make_key_frames(s.cfg, s.paths.key_frames),
         s.cfg.reasoning,
+        wake_name=s.cfg.assistant.wake_name,
     )
 
 

@@ -108,3 +108,21 @@ def test_retention_forgets_old_moments_and_their_key_frames(tmp_path: Path) -> N
     assert not service.key_frames.absolute(old_frame).exists()
     assert Config().privacy.retention_days == 0  # the default keeps everything
     service.close()
+
+
+def test_questions_said_to_the_assistant_answer_nothing(tmp_path: Path) -> None:
+    """A spoken question is remembered like anything said, but it is never an answer: not to
+    itself, nor to a later question like it."""
+    retriever, keys = _setup(tmp_path)
+    e = retriever.embedder
+    asked = "computer where are my keys"
+    retriever.store.add([(Moment("utt-q", "utterance", MORNING + 60, MORNING + 62, asked),
+                          e.embed([asked])[0])])
+    plain = Retriever(retriever.store, e, keys, ReasoningConfig())
+    assert plain.retrieve("where are my keys", NOW)[0][0].moment.id == "utt-q"  # the trap
+    minding = Retriever(retriever.store, e, keys, ReasoningConfig(), wake_name="Computer")
+    cites, _ = minding.retrieve("where are my keys", NOW)
+    assert {c.moment.id for c in cites} == {"utt-0", "utt-2"}
+    cites, _ = minding.retrieve("what happened this morning?", NOW)  # listing a range too
+    assert "utt-q" not in [c.moment.id for c in cites]
+    assert minding.store.count()["utterance"] == 4  # still remembered

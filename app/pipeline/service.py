@@ -62,7 +62,8 @@ class DaybookService:
         self.key_frames = make_key_frames(cfg, paths.key_frames)
         self.models = model_manager(cfg, paths)
         self.embedder = make_embedder(cfg)
-        self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning)
+        self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning,
+                                   wake_name=cfg.assistant.wake_name)
         self.reasoner = ExtractiveReasoner()
         self.pipeline: Pipeline | None = None
         self.recording = threading.Event()
@@ -171,17 +172,16 @@ class DaybookService:
             return self.key_frames.absolute(m.key_frame)
         return self.key_frames.near(m.t0_s, m.t1_s)
 
-    def ask(self, question: str, *, spoken: bool = False,
-            exclude: frozenset[str] = frozenset(), after: str | None = None) -> int:
+    def ask(self, question: str, *, spoken: bool = False, after: str | None = None) -> int:
         """Answer in a background thread; AnswerStarted/Chunk/Finished events follow. `after`:
         a moment id to wait for in the store first (a spoken question's own utterance)."""
         qid = next(self._question_ids)
-        threading.Thread(target=self._answer, args=(qid, question, spoken, exclude, after),
+        threading.Thread(target=self._answer, args=(qid, question, spoken, after),
                          name=f"ask-{qid}", daemon=True).start()
         return qid
 
-    def ask_now(self, question: str, exclude: frozenset[str] = frozenset()) -> Answer:
-        return answer_question(self.retriever, self.reasoner, question, exclude=exclude)
+    def ask_now(self, question: str) -> Answer:
+        return answer_question(self.retriever, self.reasoner, question)
 
     def _heard(self, event: object) -> None:
         """Instruction prediction (in the emitting worker's thread): an utterance addressed to
@@ -196,7 +196,7 @@ class DaybookService:
         question = addressed_question(event.text, self.cfg.assistant.wake_name)
         if question:
             log.info("spoken question (%s): %r", event.id, question)
-            self.ask(question, spoken=True, exclude=frozenset({event.id}), after=event.id)
+            self.ask(question, spoken=True, after=event.id)
 
     def _wait_stored(self, moment_id: str, timeout_s: float) -> bool:
         """Wait until `moment_id` (and so, the memory worker being first in, first out,
@@ -208,12 +208,12 @@ class DaybookService:
             return self._stored_cond.wait_for(lambda: moment_id in self._stored_ids, timeout_s)
 
     def _answer(self, qid: int, question: str, spoken: bool = False,
-                exclude: frozenset[str] = frozenset(), after: str | None = None) -> None:
+                after: str | None = None) -> None:
         self.bus.emit(AnswerStarted(qid, question, spoken))
         if after is not None and not self._wait_stored(after, STORED_WAIT_S):
             log.warning("answering %r before the memory caught up", question)
         try:
-            answer = self.ask_now(question, exclude)
+            answer = self.ask_now(question)
         except Exception as exc:
             log.exception("answering %r failed", question)
             answer = Answer(question, f"Sorry, I could not search my memory ({exc}).")

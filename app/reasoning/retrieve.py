@@ -14,6 +14,7 @@ from app.memory.base import Embedder, MemoryStore, Moment
 from app.memory.embed_lexical import stem, words
 from app.memory.keyframes import KeyFrameDir
 from app.reasoning.base import Answer, Citation, Reasoner
+from app.reasoning.instruction import addressed_question
 from app.reasoning.timewords import TimeScope, parse_time_scope
 
 KEYWORD_BONUS = 0.3
@@ -21,30 +22,35 @@ KEYWORD_BONUS = 0.3
 
 class Retriever:
     def __init__(
-        self, store: MemoryStore, embedder: Embedder, key_frames: KeyFrameDir, cfg: ReasoningConfig
+        self, store: MemoryStore, embedder: Embedder, key_frames: KeyFrameDir, cfg: ReasoningConfig,
+        *, wake_name: str = "",
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.key_frames = key_frames
         self.cfg = cfg
+        self.wake_name = wake_name
+
+    def _asked(self, m: Moment) -> bool:
+        """A question said to the assistant: remembered, but it answers nothing (not even
+        itself, or a later question like it)."""
+        return (m.kind == "utterance" and bool(self.wake_name)
+                and addressed_question(m.text, self.wake_name) is not None)
 
     def retrieve(
-        self, question: str, now: dt.datetime | None = None, *,
-        exclude: frozenset[str] = frozenset(),
+        self, question: str, now: dt.datetime | None = None
     ) -> tuple[list[Citation], TimeScope | None]:
-        """The moments that answer `question` (never those in `exclude`: a spoken question is
-        itself remembered, and must not answer itself)."""
         scope = parse_time_scope(question, now)
         terms = {stem(w) for w in words(question)}
         if not terms:
-            return self._in_scope(scope, now, exclude), scope
+            return self._in_scope(scope, now), scope
         vector = self.embedder.embed([question])[0]
-        k = self.cfg.top_k * 4 + len(exclude)
+        k = self.cfg.top_k * 4
         hits = self.store.search(vector, k, days=scope.days() if scope else None)
         scored: list[tuple[float, Moment]] = []
         for hit in hits:
             m = hit.moment
-            if m.id in exclude or (scope and not (scope.t0_s <= m.t0_s < scope.t1_s)):
+            if self._asked(m) or (scope and not (scope.t0_s <= m.t0_s < scope.t1_s)):
                 continue
             overlap = len(terms & {stem(w) for w in words(m.text)}) / len(terms)
             if hit.similarity < self.cfg.min_similarity and overlap == 0:
@@ -53,8 +59,7 @@ class Retriever:
         scored.sort(key=lambda s: -s[0])
         return [self._cite(m, score) for score, m in scored[: self.cfg.top_k]], scope
 
-    def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None,
-                  exclude: frozenset[str]) -> list[Citation]:
+    def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None) -> list[Citation]:
         if scope is None:  # nothing to go on: the latest moments of today
             today = (now or dt.datetime.now()).date().isoformat()
             moments = self.store.moments_on_day(today)
@@ -65,7 +70,7 @@ class Retriever:
                 for m in self.store.moments_on_day(day)
                 if scope.t0_s <= m.t0_s < scope.t1_s
             ]
-        moments = [m for m in moments if m.id not in exclude]
+        moments = [m for m in moments if not self._asked(m)]
         # Prefer what was said; fill up with what was seen. Newest first.
         said = [m for m in moments if m.kind == "utterance" and m.text]
         seen = [m for m in moments if m.kind == "clip"]
@@ -79,9 +84,8 @@ class Retriever:
 
 
 def answer_question(retriever: Retriever, reasoner: Reasoner, question: str,
-                    now: dt.datetime | None = None, *,
-                    exclude: frozenset[str] = frozenset()) -> Answer:
+                    now: dt.datetime | None = None) -> Answer:
     """Retrieve the moments for a question and let the reasoner answer from them."""
-    citations, scope = retriever.retrieve(question, now, exclude=exclude)
+    citations, scope = retriever.retrieve(question, now)
     label = scope.label if scope else None
     return Answer(question, reasoner.answer(question, citations, label), citations, label)
