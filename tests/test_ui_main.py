@@ -236,11 +236,13 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
         finally:
             service.close()
     print(f"heard through the microphone: {heard}; answered: {answer!r}")
-    assert heard == ["i left my keys in the kitchen drawer", "computer where are my keys"], heard
-    assert said.spoken and said.question == "where are my keys"
+    # Here pocketsphinx hears both exactly; allow it a word or two elsewhere.
+    assert len(heard) == 2 and "keys" in heard[0] and "drawer" in heard[0], heard
+    assert heard[1].startswith("computer") and "keys" in heard[1], heard
+    assert said.spoken and "keys" in said.question and "computer" not in said.question
     cited = [c.moment.text for c in said.citations]
     assert cited and cited[0] == heard[0], cited  # what was said before, not the question
     assert heard[1] not in cited
-    assert "You (said): where are my keys" in answer
+    assert f"You (said): {said.question}" in answer
     assert typed.citations[0].moment.text == heard[0]  # a typed question finds it too
     assert sources == ["microphone default", f"file {media.video.name}"], sources
