@@ -23,19 +23,19 @@ from app.core.errors import BackendUnavailableError
 log = logging.getLogger(__name__)
 
 
-def _make(kind: str, model_path: str | None) -> Any:
+def _make(kind: str, model_path: str | None, wake_name: str = "") -> Any:
     if kind == "whisper":
         from app.perception.asr_whisper import WhisperTranscriber
 
         return WhisperTranscriber(Path(model_path or ""))
     from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
 
-    return PocketSphinxTranscriber()
+    return PocketSphinxTranscriber(wake_name)
 
 
-def _serve(conn: Connection, kind: str, model_path: str | None) -> None:
+def _serve(conn: Connection, kind: str, model_path: str | None, wake_name: str = "") -> None:
     try:
-        backend = _make(kind, model_path)
+        backend = _make(kind, model_path, wake_name)
     except Exception as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
         return
@@ -58,9 +58,10 @@ class ProcessTranscriber:
     """A Transcriber whose backend ("pocketsphinx" or "whisper") runs in a child process."""
 
     def __init__(self, kind: str, model_path: Path | None = None, *,
-                 start_timeout_s: float = 60.0) -> None:
+                 start_timeout_s: float = 60.0, wake_name: str = "") -> None:
         self.kind = kind
         self.model_path = str(model_path) if model_path else None
+        self.wake_name = wake_name  # pocketsphinx spots it (whisper hears names by itself)
         self.start_timeout_s = start_timeout_s
         self._lock = threading.Lock()
         self._proc: Any = None
@@ -71,7 +72,8 @@ class ProcessTranscriber:
     def _start(self) -> str:
         ctx = mp.get_context("spawn")  # no fork: the parent has threads
         parent, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, self.kind, self.model_path),
+        self._proc = ctx.Process(target=_serve,
+                                 args=(child, self.kind, self.model_path, self.wake_name),
                                  name=f"asr-{self.kind}", daemon=True)
         self._proc.start()
         child.close()

@@ -88,7 +88,7 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transc
     try:
         from app.perception.asr_process import ProcessTranscriber
 
-        sphinx = ProcessTranscriber("pocketsphinx")
+        sphinx = ProcessTranscriber("pocketsphinx", wake_name=cfg.assistant.wake_name)
         log.info("ASR: %s (own process)", sphinx.name)
         return sphinx
     except BackendUnavailableError as exc:
