@@ -13,6 +13,7 @@ writes summaries. Pure functions, no Qt, no store: they run on a day's moments w
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -23,6 +24,7 @@ from app.memory.base import Moment
 GAP_S = 300.0  # nothing remembered for 5 minutes: the user was away, a new episode
 QUIET_S = 120.0  # speech after 2 minutes without any: a new conversation
 MAX_QUIET_EPISODE_S = 3600.0  # camera-only stretches are cut every hour
+CONTEXT_S = 30.0  # camera clips this close to a conversation are its visual context
 
 _WORD = re.compile(r"[a-z][a-z']+")
 # Function words, fillers, greetings and times of day: they say nothing about what happened
@@ -53,7 +55,6 @@ class Episode:
     n_clips: int
     n_utterances: int
     title: str  # extractive: "breakfast, eggs, coffee", or what kind of stretch it was
-    keywords: tuple[str, ...]
 
     @property
     def first_id(self) -> str:
@@ -97,7 +98,6 @@ def _episode(moments: Sequence[Moment]) -> Episode:
         n_clips=len(moments) - len(utterances),
         n_utterances=len(utterances),
         title=title,
-        keywords=words,
     )
 
 
@@ -118,9 +118,6 @@ def group_episodes(moments: Iterable[Moment], *, gap_s: float = GAP_S,
     for run in _runs(ordered, gap_s):
         groups.extend(_split_run(run, quiet_s, max_quiet_episode_s))
     return [_episode(g) for g in groups]
-
-
-CONTEXT_S = 30.0
 
 
 def _runs(ordered: list[Moment], gap_s: float) -> list[list[Moment]]:
@@ -156,8 +153,6 @@ def _split_run(run: list[Moment], quiet_s: float, max_quiet_s: float) -> list[li
         t0, t1 = talks[k]
         inside = m.kind == "utterance" or t0 - CONTEXT_S <= m.t0_s <= t1 + CONTEXT_S
         owner.append(k if inside else None)
-    groups: list[list[Moment]] = [[] for _ in talks]
-    out: list[list[Moment]] = []
     i = 0
     while i < len(run):
         if owner[i] is not None:
@@ -174,29 +169,13 @@ def _split_run(run: list[Moment], quiet_s: float, max_quiet_s: float) -> list[li
             for x in range(i, j):
                 owner[x] = target
         i = j
-    # Emit in time order: conversations and the quiet stretches between them.
-    pending: list[Moment] = []
-    current: int | None = -1
-    for m, o in zip(run, owner, strict=True):
-        if o is None:
-            if current is not None and current >= 0:
-                out.append(groups[current])
-                current = None
-            pending.append(m)
-            continue
-        if pending:
-            out.extend(_cut(pending, max_quiet_s))
-            pending = []
-        if o != current:
-            if current is not None and current >= 0:
-                out.append(groups[current])
-            current = o
-        groups[o].append(m)
-    if pending:
-        out.extend(_cut(pending, max_quiet_s))
-    elif current is not None and current >= 0:
-        out.append(groups[current])
-    return [g for g in out if g]
+    # In time order, a conversation's moments are consecutive: emit runs of one owner, cutting
+    # the quiet stretches (owner None) that stand on their own.
+    out: list[list[Moment]] = []
+    for o, members in itertools.groupby(zip(run, owner, strict=True), key=lambda p: p[1]):
+        moments = [m for m, _ in members]
+        out.extend(_cut(moments, max_quiet_s) if o is None else [moments])
+    return out
 
 
 def _cut(moments: list[Moment], max_s: float) -> list[list[Moment]]:

@@ -179,7 +179,10 @@ class MomentView(QFrame):
 
         self.overview_title = QLabel()
         self.overview_title.setFont(self.title.font())
-        self.overview_hint = QLabel()
+        self.overview_hint = QLabel(
+            "Stretches of activity: a new one starts after 5 minutes with nothing remembered "
+            "or when talk resumes after a quiet spell. Click one to open it; select a moment "
+            "to see it here.")
         self.overview_hint.setWordWrap(True)
         self.overview_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
         self.episode_list = QListWidget()
@@ -237,23 +240,20 @@ class MomentView(QFrame):
 
     def show_overview(self, episodes: list[Episode]) -> None:
         """The day's episodes (shown while no moment is open)."""
-        self.episodes = episodes
-        self.episode_list.clear()
-        for e in episodes:
-            seen, heard = e.n_clips, e.n_utterances
-            parts = [f"{seen} seen"] if seen else []
-            parts += [f"{heard} heard"] if heard else []
-            item = QListWidgetItem(f"{_hm(e.t0_s)}–{_hm(e.t1_s)}  ·  {e.title}\n"
-                                   f"{_length(e.t1_s - e.t0_s)} · {' · '.join(parts)}")
-            item.setData(Qt.ItemDataRole.UserRole, e.first_id)
-            item.setToolTip("Open the episode's first moment")
-            self.episode_list.addItem(item)
-        n = len(episodes)
-        self.overview_title.setText(f"{n} episode{'s' if n != 1 else ''}")
-        self.overview_hint.setText(
-            "Stretches of activity: a new one starts after 5 minutes with nothing remembered "
-            "or when talk resumes after a quiet spell. Click one to open it; select a moment "
-            "to see it here.")
+        # A live reload that changed nothing keeps the list as it is (and its scroll position).
+        if episodes != self.episodes or self.episode_list.count() != len(episodes):
+            self.episodes = episodes
+            self.episode_list.clear()
+            for e in episodes:
+                parts = [f"{e.n_clips} seen"] if e.n_clips else []
+                parts += [f"{e.n_utterances} heard"] if e.n_utterances else []
+                item = QListWidgetItem(f"{_hm(e.t0_s)}–{_hm(e.t1_s)}  ·  {e.title}\n"
+                                       f"{_length(e.t1_s - e.t0_s)} · {' · '.join(parts)}")
+                item.setData(Qt.ItemDataRole.UserRole, e.first_id)
+                item.setToolTip("Open the episode's first moment")
+                self.episode_list.addItem(item)
+            n = len(episodes)
+            self.overview_title.setText(f"{n} episode{'s' if n != 1 else ''}")
         if self.moment is None and not self._note:
             self.stack.setCurrentWidget(self.overview if episodes else self.placeholder)
 
@@ -353,7 +353,6 @@ class TimelineWindow(QWidget):
         self._to_expand: list[int] = []  # hours still to expand (a day opens in steps)
         self._zoom_hour: int | None = None
         self._open_id: str | None = None
-        self.episodes: list[Episode] = []  # the shown day's, in time order
 
         self.loader = ThumbnailLoader(self)
         self.loader.loaded.connect(self._thumb_loaded)
@@ -579,6 +578,7 @@ class TimelineWindow(QWidget):
         self._load_token += 1
         token, day, service = self._load_token, self._day, self.service
         self._loading = True
+
         def read() -> tuple[list[_Lane], list[Episode]]:
             moments = service.moments_on_day(day)
             return group_by_hour(moments), group_episodes(moments)
@@ -590,7 +590,7 @@ class TimelineWindow(QWidget):
                   read: tuple[list[_Lane], list[Episode]]) -> None:
         if token != self._load_token:
             return  # a newer load is on its way
-        lanes, self.episodes = read
+        lanes, episodes = read
         self._loading = False
         self._loading_timer.stop()
         if reset or day != self.model.day:
@@ -603,8 +603,8 @@ class TimelineWindow(QWidget):
             if self._zoom_hour is not None and not self.model.hour_index(self._zoom_hour).isValid():
                 self._zoom_hour = None
                 self._apply_zoom()
-        self.model.set_episodes(self.episodes)
-        self.moment_view.show_overview(self.episodes)
+        self.model.set_episodes(episodes)
+        self.moment_view.show_overview(episodes)
         if self.moment_view.moment is not None:
             self.moment_view.set_episode(episode_of(self.episodes, self.moment_view.moment.id))
         self._day_changed()
@@ -782,6 +782,11 @@ class TimelineWindow(QWidget):
         m = self.model.moment(index)
         if m is not None:
             self._show(m)
+
+    @property
+    def episodes(self) -> list[Episode]:
+        """The shown day's episodes, in time order (the side panel holds them)."""
+        return self.moment_view.episodes
 
     def show_overview(self) -> None:
         """Close the moment view: the panel lists the day's episodes again."""
