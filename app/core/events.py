@@ -130,6 +130,40 @@ class WorkerFailed:
 
 
 @dataclass(frozen=True)
+class EngineFailed:
+    """A native engine's child process (speech recogniser, memory store, …) died, hung or
+    failed to start. `restarting`: it is being restarted; what it was doing is kept."""
+
+    engine: str
+    message: str
+    restarting: bool = True
+
+
+@dataclass(frozen=True)
+class EngineRecovered:
+    """A restarted engine answers again."""
+
+    engine: str
+
+
+@dataclass(frozen=True)
+class MomentsKept:
+    """Moments that could not be stored yet: kept in memory (and in the journal on disk when
+    `journaled`) and stored once the store answers again. `count` 0: all caught up."""
+
+    count: int
+    journaled: bool
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class UtterancesRetranscribed:
+    """Utterances kept without text (their recognition failed) now have it."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class MomentsDeleted:
     ids: tuple[str, ...]
 
