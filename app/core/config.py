@@ -51,6 +51,8 @@ class AsrConfig:
     backend: str = _opt("auto", choices=("auto", "whisper", "pocketsphinx", "none"),
                          doc="auto: whisper.cpp when a model is installed, else pocketsphinx")
     queue_utterances: int = _opt(1000, lo=1, hi=1_000_000, doc="the ASR todo queue")
+    timeout_s: float = _opt(60.0, lo=1.0, hi=3600.0,
+                            doc="a recogniser that does not answer this long is restarted")
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class MemoryConfig:
     embedder: str = _opt("lexical", choices=("lexical",))
     batch_size: int = _opt(32, lo=1, hi=10_000)
     flush_interval_s: float = _opt(1.0, lo=0.01, hi=600.0)
+    store_timeout_s: float = _opt(30.0, lo=1.0, hi=3600.0,
+                                  doc="a store that does not answer this long is restarted")
 
 
 @dataclass(frozen=True)
