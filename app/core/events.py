@@ -96,6 +96,7 @@ class UtteranceTranscribed:
     t1_s: float
     sound: SoundClass
     backend: str
+    retry: bool = False  # a kept utterance transcribed again (its moment is updated)
 
 
 @dataclass(frozen=True, eq=False)
@@ -154,13 +155,6 @@ class MomentsKept:
     count: int
     journaled: bool
     message: str = ""
-
-
-@dataclass(frozen=True)
-class UtterancesRetranscribed:
-    """Utterances kept without text (their recognition failed) now have it."""
-
-    ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
