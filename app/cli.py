@@ -18,7 +18,7 @@ from typing import Any
 from app import __version__
 from app.core.config import Config, load_config
 from app.core.errors import DaybookError, ExitCode, InputError
-from app.core.events import SourceFailed
+from app.core.events import EngineFailed, SourceFailed
 from app.core.lock import DataDirLock
 from app.core.logs import setup_logging
 from app.core.paths import DataPaths, default_config_path, resolve_data_dir
@@ -36,11 +36,11 @@ class Session:
     lock: DataDirLock
     stores: list[Any] = field(default_factory=list)
 
-    def store(self) -> Any:
+    def store(self, on_event: Any = None) -> Any:
         """The memory store for this command (closed before the data-dir lock is released)."""
         from app.pipeline.factory import make_store
 
-        store = make_store(self.paths)
+        store = make_store(self.paths, self.cfg, on_event)
         self.stores.append(store)
         return store
 
@@ -72,16 +72,26 @@ def _progress(done_s: float, total_s: float | None, wall_s: float) -> str:
     return f"\r{done_s:7.1f} s captured"
 
 
-def _run(pipe: Any, *, total_s: float | None, duration_s: float | None) -> dict[str, Any]:
+def _run(pipe: Any, *, total_s: float | None, duration_s: float | None,
+         on_started: Any = None) -> dict[str, Any]:
     """Run a built pipeline to its end (or `duration_s`, or Ctrl-C) and summarise it."""
     failures: list[str] = []
-    pipe.bus.subscribe(lambda e: failures.append(f"{e.source}: {e.message}")
-                       if isinstance(e, SourceFailed) else None)
+    warnings: list[str] = []
+
+    def listen(e: object) -> None:
+        if isinstance(e, SourceFailed):
+            failures.append(f"{e.source}: {e.message}")
+        elif isinstance(e, EngineFailed):
+            warnings.append(e.message)
+
+    pipe.bus.subscribe(listen)
     wall0 = time.monotonic()
-    pipe.start()
     show = sys.stderr.isatty()
     interrupted = False
     try:
+        pipe.start()
+        if on_started is not None:
+            on_started(pipe.wait_started())
         while not pipe.wait(0.25):
             if show:
                 sys.stderr.write(_progress(pipe.position_s, total_s, time.monotonic() - wall0))
@@ -91,12 +101,18 @@ def _run(pipe: Any, *, total_s: float | None, duration_s: float | None) -> dict[
     except KeyboardInterrupt:
         interrupted = True
         sys.stderr.write("\ninterrupted: storing what was captured so far…\n")
+        sys.stderr.flush()
         pipe.stop()
     wall_s = time.monotonic() - wall0
     if show:
         sys.stderr.write(_progress(pipe.position_s, total_s, wall_s) + "\n")
     counts = pipe.memory.stored
     media_s = max((c.position_s for c in pipe.captures), default=0.0)
+    asr = next((w for w in pipe.workers if w.name == "asr"), None)
+    engines = {e.name: {"failures": e.failures, "restarts": e.restarts}
+               for e in (getattr(x, "engine", None) for x in (
+                   pipe.memory.store, getattr(asr, "transcriber", None))) if e is not None}
+    kept = pipe.memory.kept
     summary: dict[str, Any] = {
         "clips": counts["clip"],
         "utterances": counts["utterance"],
@@ -105,14 +121,25 @@ def _run(pipe: Any, *, total_s: float | None, duration_s: float | None) -> dict[
         "realtime_factor": round(media_s / wall_s, 1) if wall_s > 0 else None,
         "backends": pipe.backends,
         "counters": pipe.counters(),
-        "errors": failures + ([pipe.memory.last_error] if pipe.memory.last_error else []),
+        "memory": {"kept": kept, "journaled": pipe.memory.journaled,
+                   "recovered_from_journal": pipe.memory.recovered},
+        "untranscribed": {"failed": asr.failed if asr else 0,
+                          "transcribed_again": asr.retranscribed if asr else 0,
+                          "waiting": len(asr.spool) if asr else 0},
+        "engines": engines,
+        "errors": failures + ([pipe.memory.last_error] if kept and pipe.memory.last_error
+                              else []),
+        "sources_failed": len(failures),
+        "warnings": warnings,
         "interrupted": interrupted,
     }
     log.info("pipeline done: %s", json.dumps(summary))
     return summary
 
 
-def _report(summary: dict[str, Any], as_json: bool, verb: str) -> int:
+def _report(summary: dict[str, Any], as_json: bool, verb: str,
+            source_failed: ExitCode = ExitCode.INPUT) -> int:
+    """Print the summary; the exit code says what happened (see README, exit codes)."""
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -120,21 +147,40 @@ def _report(summary: dict[str, Any], as_json: bool, verb: str) -> int:
               f"{summary['wall_seconds']:.1f} s ({summary['realtime_factor']}x real time): "
               f"{summary['clips']} clips, {summary['utterances']} utterances. "
               f"ASR: {summary['backends'].get('asr', '-')}.")
+        for warning in summary["warnings"]:
+            print(f"warning: {warning} (recovered)", file=sys.stderr)
         for err in summary["errors"]:
             print(f"error: {err}", file=sys.stderr)
+    memory, waiting = summary["memory"], summary["untranscribed"]["waiting"]
+    if memory["kept"]:
+        where = ("kept in the journal; they are stored at the next start"
+                 if memory["journaled"] >= memory["kept"] else "NOT saved (see the log)")
+        print(f"daybook: {memory['kept']} moments could not be stored: {where}",
+              file=sys.stderr)
+    if waiting:
+        print(f"daybook: {waiting} utterances are stored without text (recognition failed); "
+              "they are transcribed again at the next start", file=sys.stderr)
     if summary["interrupted"]:
         return ExitCode.INTERRUPTED
-    return ExitCode.INPUT if summary["errors"] else ExitCode.OK
+    if summary["sources_failed"]:
+        return source_failed  # a source broke (a bad file: 5; a device lost: 1)
+    if memory["kept"] or waiting:
+        return ExitCode.INCOMPLETE
+    return ExitCode.OK
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
     from app.capture.audio_file import WavFileSource
     from app.capture.video import Cv2FrameSource
     from app.pipeline.factory import build_pipeline, make_key_frames, model_manager
+    from app.pipeline.runtime import EventBus
 
     if not args.video and not args.audio:
         raise InputError("nothing to ingest: give --video PATH and/or --audio PATH")
-    start_s = parse_iso(args.start) if args.start else time.time()
+    try:
+        start_s = parse_iso(args.start) if args.start else time.time()
+    except ValueError as exc:
+        raise InputError(f"--start: {exc}") from exc
     with open_session(args) as s:
         cfg = s.cfg
         # Open (and so validate) every input before anything is written.
@@ -147,7 +193,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             log.warning("%s is %d Hz, %d channel(s): converting to 16 kHz mono", audio.path,
                         audio.sample_rate_hz, audio.channels)
         total_s = max((src.duration_s or 0.0 for src in (audio, video) if src), default=0.0)
-        pipe = build_pipeline(cfg, store=s.store(),
+        bus = EventBus()
+        pipe = build_pipeline(cfg, store=s.store(bus.emit), bus=bus, data=s.paths,
                               key_frames=make_key_frames(cfg, s.paths.key_frames),
                               audio=audio, video=video, models=model_manager(cfg, s.paths))
         summary = _run(pipe, total_s=total_s, duration_s=None)
@@ -162,6 +209,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         model_manager,
         open_live_sources,
     )
+    from app.pipeline.runtime import EventBus
 
     with open_session(args) as s:
         cfg = s.cfg
@@ -171,15 +219,20 @@ def cmd_record(args: argparse.Namespace) -> int:
         if audio is None and video is None:
             raise InputError("nothing to record from: no microphone and no camera could be "
                              "opened (see above)")
-        print(f"daybook: recording from {', '.join(x.name for x in (audio, video) if x)}; "
-              "Ctrl-C stops", file=sys.stderr)
-        pipe = build_pipeline(cfg, store=s.store(),
+        names = ", ".join(x.name for x in (audio, video) if x)
+
+        def started(ok: bool) -> None:  # said only once the devices really deliver
+            print(f"daybook: recording from {names}; Ctrl-C stops" if ok else
+                  f"daybook: warning: {names} did not start delivering; see the log",
+                  file=sys.stderr, flush=True)
+
+        bus = EventBus()
+        pipe = build_pipeline(cfg, store=s.store(bus.emit), bus=bus, data=s.paths,
                               key_frames=make_key_frames(cfg, s.paths.key_frames),
                               audio=audio, video=video, models=model_manager(cfg, s.paths))
-        summary = _run(pipe, total_s=None, duration_s=args.duration)
+        summary = _run(pipe, total_s=None, duration_s=args.duration, on_started=started)
         summary["missing"] = problems
-    code = _report(summary, args.json, "Recorded")
-    return ExitCode.OK if code == ExitCode.INTERRUPTED else code
+    return _report(summary, args.json, "Recorded", source_failed=ExitCode.FAILURE)
 
 
 def _retrieval(s: Session) -> Any:
@@ -202,7 +255,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     with open_session(args) as s:
         answer = answer_question(_retrieval(s), ExtractiveReasoner(), args.question)
         citations = answer.citations
-        log.info("asked %r: %d citations", args.question, len(citations))
+        # The question's text only at DEBUG (privacy), its length at INFO.
+        log.debug("asked %r", args.question)
+        log.info("asked a question (%d chars): %d citations", len(args.question), len(citations))
     if args.json:
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
     else:
@@ -439,14 +494,39 @@ def main(argv: list[str] | None = None) -> int:
         except DaybookError as exc:
             print(f"daybook: error: {exc}", file=sys.stderr)
             return int(exc.exit_code)
+        except Exception as exc:
+            return _failed(exc, args)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         return int(args.func(args))
     except DaybookError as exc:
         print(f"daybook: error: {exc}", file=sys.stderr)
-        log.error("%s", exc, extra={"console": False})  # already printed above
+        if logging.getLogger().handlers:  # else logging's last resort would print it again
+            log.error("%s", exc, extra={"console": False})  # already printed above
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("daybook: interrupted", file=sys.stderr)
         return ExitCode.INTERRUPTED
+    except Exception as exc:
+        return _failed(exc, args)
+
+
+def _failed(exc: Exception, args: argparse.Namespace) -> int:
+    """Anything not foreseen: one line on stderr, the traceback in the log file (and on the
+    console with -v), exit 1."""
+    if isinstance(exc, OSError) and exc.strerror:  # e.g. the disk filled up during a run
+        what = exc.strerror + (f": {exc.filename}" if exc.filename else "")
+    else:
+        what = f"unexpected {type(exc).__name__}: {exc}"
+    files = [h.baseFilename for h in logging.getLogger().handlers
+             if isinstance(h, logging.FileHandler)]
+    where = f"details in {files[0]}" if files else "run with -v for details"
+    print(f"daybook: error: {what} ({where})", file=sys.stderr)
+    if logging.getLogger().handlers:  # without handlers logging would print the traceback
+        log.error("%s", what, exc_info=exc, extra={"console": bool(args.verbose)})
+    elif args.verbose:
+        import traceback
+
+        traceback.print_exception(exc)
+    return ExitCode.FAILURE

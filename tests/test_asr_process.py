@@ -9,9 +9,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
+from app.core.engine import EngineError
 from app.core.errors import BackendUnavailableError
+from app.core.events import EngineFailed, EngineRecovered
 from app.perception.asr_process import ProcessTranscriber
 from tests import mediagen, tinymodels
 
@@ -40,15 +43,42 @@ def test_pocketsphinx_in_a_child_does_not_hold_our_gil() -> None:
         asr.close()
 
 
-def test_a_crashed_child_costs_one_utterance_then_restarts() -> None:
-    asr = ProcessTranscriber("pocketsphinx")
+def test_a_crashed_child_costs_one_call_then_restarts() -> None:
+    events: list[object] = []
+    asr = ProcessTranscriber("pocketsphinx", on_event=events.append)
     try:
-        os.kill(asr._proc.pid, signal.SIGKILL)
-        asr._proc.join(5)
-        with pytest.raises(RuntimeError, match="crashed"):
-            asr.transcribe(np.zeros(16000, np.int16), 16000)
+        # Killed in the middle of a call: that call fails at once, saying why.
+        long_speech = np.tile(mediagen.conversation([(0.3, "water the plants")], 3.0), 8)
+        pid = asr.engine.pid
+        threading.Timer(0.3, os.kill, (pid, signal.SIGKILL)).start()
+        with pytest.raises(EngineError, match="exited"):
+            asr.transcribe(long_speech, 16000)
+        # The next call gets a new child.
         assert isinstance(asr.transcribe(np.zeros(16000, np.int16), 16000), str)
-        assert asr.restarts == 1
+        assert asr.restarts == 1 and asr.engine.pid != pid
+        # Killed while idle: noticed at once, replaced on the next call.
+        os.kill(asr.engine.pid, signal.SIGKILL)
+        time.sleep(0.5)
+        assert isinstance(asr.transcribe(np.zeros(16000, np.int16), 16000), str)
+        assert asr.restarts == 2
+        assert [type(e) for e in events] == [EngineFailed, EngineRecovered] * 2
+    finally:
+        asr.close()
+
+
+def test_a_hung_child_is_killed_and_replaced() -> None:
+    asr = ProcessTranscriber("pocketsphinx", timeout_s=2.0)
+    try:
+        hung = asr.engine.pid
+        os.kill(hung, signal.SIGSTOP)  # it stops answering, as a deadlocked native call would
+        t0 = time.monotonic()
+        with pytest.raises(EngineError, match="did not answer"):
+            asr.transcribe(np.zeros(16000, np.int16), 16000)
+        assert time.monotonic() - t0 < 6
+        assert not psutil.pid_exists(hung) or psutil.Process(hung).status() == "zombie"
+        speech = mediagen.conversation([(0.3, "remember to water the tomato plants")], 3.5)
+        assert "water" in asr.transcribe(speech, 16000)
+        assert asr.engine.pid != hung
     finally:
         asr.close()
 

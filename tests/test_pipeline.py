@@ -14,6 +14,7 @@ from app.capture.fakes import ArrayAudioSource, ListFrameSource
 from app.core.config import Config
 from app.core.events import (
     ClipClosed,
+    MomentsKept,
     MomentsStored,
     SourceEnded,
     SourceFailed,
@@ -106,7 +107,8 @@ def test_failing_source_is_reported_and_the_rest_goes_on(tmp_path: Path) -> None
     assert store.count() == {"utterance": 1, "clip": 1}  # the 2 frames before the failure kept
 
 
-def test_worker_errors_are_counted_not_fatal(tmp_path: Path) -> None:
+def test_a_failed_recognition_keeps_the_utterance_and_transcribes_it_again(
+        tmp_path: Path) -> None:
     class Flaky(ScriptedTranscriber):
         def transcribe(self, pcm, rate):
             if not self.calls:
@@ -116,12 +118,50 @@ def test_worker_errors_are_counted_not_fatal(tmp_path: Path) -> None:
 
     store = InMemoryStore()
     audio = ArrayAudioSource(_signal([(0.5, 1.5), (3.0, 4.0)], 5.0), start_s=START)
-    pipe, events = _build(tmp_path, audio=audio, store=store, transcriber=Flaky(["second"]))
+    pipe, events = _build(tmp_path, audio=audio, store=store,
+                          transcriber=Flaky(["second", "first, again"]))
     pipe.start()
     assert pipe.wait(20)
     assert any(isinstance(e, WorkerFailed) and "hiccup" in e.message for e in events)
     assert pipe.counters()["asr.errors"] == 1
-    assert [m.text for m, _ in store.items.values()] == ["second"]
+    said = [e for e in events if isinstance(e, UtteranceTranscribed)]
+    # First passed on with its time and sound and no text, then again with text.
+    assert [(u.text, u.retry) for u in said] == [("", False), ("second", False),
+                                                  ("first, again", True)]
+    assert said[0].id == said[2].id and said[0].sound == said[2].sound
+    stored = sorted(store.items.values(), key=lambda mv: mv[0].t0_s)
+    assert [m.text for m, _ in stored] == ["first, again", "second"]
+    assert pipe.memory.stored == {"utterance": 2, "clip": 0}  # the update is not a new one
+    asr = next(w for w in pipe.workers if w.name == "asr")
+    assert (asr.failed, asr.retranscribed, len(asr.spool)) == (1, 1, 0)
+
+
+def test_untranscribed_utterances_survive_a_restart(tmp_path: Path) -> None:
+    class Broken(ScriptedTranscriber):
+        def transcribe(self, pcm, rate):
+            raise RuntimeError("recogniser down")
+
+    from app.core.paths import DataPaths
+
+    data = DataPaths(tmp_path / "data").ensure()
+    audio = ArrayAudioSource(_signal([(0.5, 1.5)], 3.0), start_s=START)
+    first = build_pipeline(Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "k"),
+                           audio=audio, vad=EnergyVad(), transcriber=Broken([]),
+                           embedder=LexicalEmbedder(), data=data)
+    first.start()
+    assert first.wait(20)
+    assert len(list((data.memory / "untranscribed").glob("*.wav"))) == 1
+    # The next run (silence only) transcribes it while idle or at its end.
+    store = InMemoryStore()
+    second = build_pipeline(Config(), store=store, key_frames=KeyFrameDir(tmp_path / "k"),
+                            audio=ArrayAudioSource(np.zeros(16000, np.int16), start_s=START + 60),
+                            vad=EnergyVad(), transcriber=ScriptedTranscriber(["later"]),
+                            embedder=LexicalEmbedder(), data=data)
+    second.start()
+    assert second.wait(20)
+    [(moment, _)] = store.items.values()
+    assert moment.text == "later" and moment.t0_s < START + 1.0
+    assert not list((data.memory / "untranscribed").iterdir())
 
 
 def test_failed_store_writes_are_retried_not_lost(tmp_path: Path) -> None:
@@ -137,12 +177,47 @@ def test_failed_store_writes_are_retried_not_lost(tmp_path: Path) -> None:
     store = FullDisk()
     cfg = Config().replace(memory={"flush_interval_s": 0.05})
     audio = ArrayAudioSource(_signal([(0.5, 1.5)], 4.0), start_s=START)
-    pipe, _ = _build(tmp_path, audio=audio, store=store, cfg=cfg,
-                     transcriber=ScriptedTranscriber(["kept"]))
+    pipe, events = _build(tmp_path, audio=audio, store=store, cfg=cfg,
+                          transcriber=ScriptedTranscriber(["kept"]))
     pipe.start()
     assert pipe.wait(20)
     assert store.count()["utterance"] == 1
-    assert pipe.memory.last_error and "No space left" in pipe.memory.last_error
+    kept = [e for e in events if isinstance(e, MomentsKept)]
+    assert [e.count for e in kept] == [1, 0]  # said when kept, and when stored after all
+    assert "No space left" in kept[0].message and not kept[0].journaled  # no data dir here
+    assert pipe.memory.kept == 0 and pipe.memory.last_error is None
+
+
+def test_the_journal_keeps_what_the_store_refused_until_the_next_start(tmp_path: Path) -> None:
+    from app.core.paths import DataPaths
+
+    class Down(InMemoryStore):
+        def add(self, items):
+            raise OSError(28, "No space left on device")
+
+    data = DataPaths(tmp_path / "data").ensure()
+    cfg = Config().replace(memory={"flush_interval_s": 0.05})
+    video = ListFrameSource([_scene(1)] * 3 + [_scene(2)] * 3, fps=1.0, start_s=START)
+    first = build_pipeline(cfg, store=Down(), key_frames=KeyFrameDir(tmp_path / "k"),
+                           audio=ArrayAudioSource(_signal([(0.5, 1.5)], 3.0), start_s=START),
+                           video=video, vad=EnergyVad(), embedder=LexicalEmbedder(),
+                           transcriber=ScriptedTranscriber(["in the journal"]), data=data)
+    first.memory.final_retry_s = 0.5
+    first.start()
+    assert first.wait(20)
+    assert first.memory.kept == 3 and first.memory.journaled == 3
+    assert len((data.memory / "journal.jsonl").read_text().splitlines()) == 3
+    # The next start stores them before anything new, and empties the journal.
+    store = InMemoryStore()
+    second = build_pipeline(cfg, store=store, key_frames=KeyFrameDir(tmp_path / "k"),
+                            embedder=LexicalEmbedder(), data=data)
+    second.start()
+    assert second.wait(20)
+    assert store.count() == {"utterance": 1, "clip": 2}
+    assert [m.text for m, _ in store.items.values() if m.kind == "utterance"] == [
+        "in the journal"]
+    assert second.memory.recovered == 3 and second.memory.kept == 0
+    assert not (data.memory / "journal.jsonl").exists()
 
 
 def test_no_sources_ends_at_once(tmp_path: Path) -> None:

@@ -77,6 +77,7 @@ class SoundDeviceSource:
             ) from exc
         self.device_name = str(info["name"])
         self._stream: Any = None
+        self.started = threading.Event()  # set once the stream really records
         self._rate = TARGET_SAMPLE_RATE_HZ
         self._open(float(info.get("default_samplerate") or TARGET_SAMPLE_RATE_HZ))
 
@@ -117,6 +118,7 @@ class SoundDeviceSource:
     def chunks(self, stop: threading.Event) -> Iterator[AudioCaptured]:
         resampler = StreamResampler(self._rate, TARGET_SAMPLE_RATE_HZ)
         self._stream.start()
+        self.started.set()
         # One continuous clock: start time + samples so far (callback times jitter).
         start_s = time.time()
         empty_polls = 0

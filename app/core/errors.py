@@ -12,6 +12,7 @@ class ExitCode(enum.IntEnum):
     CONFIG = 3
     DATA_DIR_LOCKED = 4
     INPUT = 5
+    INCOMPLETE = 6  # finished, but some moments are not stored (or transcribed) yet: kept
     INTERRUPTED = 130
 
 

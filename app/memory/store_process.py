@@ -1,90 +1,52 @@
-"""The memory store in its own process.
+"""The memory store in its own process (see app/core/engine.py for why and how).
 
 Chroma's calls hold the GIL for their whole run (an upsert of 32 rows: 20–40 ms, measured), which
 freezes the GUI thread and delays capture. Here the real ChromaMemoryStore lives in a child
-process that owns the database; this proxy forwards each call over a pipe and waits without
-holding the GIL. It is still one process owning the database (the child), and the child exits
-when the pipe closes, including when the parent is killed.
+process that owns the database; this proxy forwards each call. It is still one process owning the
+database (the child), and the child exits when its parent does. A dead or hung child is killed
+and a new one opens the database on the next call; meanwhile calls raise `EngineError` and the
+memory worker keeps what it could not store.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import multiprocessing as mp
-import threading
-from multiprocessing.connection import Connection
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from app.core.engine import EngineError, EngineProcess
 from app.core.errors import DaybookError
 from app.memory.base import Hit, Moment
 
 log = logging.getLogger(__name__)
 
 
-def _serve(conn: Connection, path: str) -> None:
-    try:
-        from app.memory.chroma_store import ChromaMemoryStore
+def make_backend(path: str) -> Any:
+    """Runs in the child: the real store."""
+    from app.memory.chroma_store import ChromaMemoryStore
 
-        store = ChromaMemoryStore(Path(path))
-    except Exception as exc:
-        conn.send(("error", exc))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            request = conn.recv()
-        except (EOFError, OSError):
-            return
-        if request is None:
-            return
-        method, args = request
-        try:
-            conn.send(("ok", getattr(store, method)(*args)))
-        except Exception as exc:
-            try:
-                conn.send(("error", exc))
-            except Exception:  # an exception that does not pickle
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+    return ChromaMemoryStore(Path(path))
 
 
 class ProcessMemoryStore:
     """A MemoryStore whose Chroma database is opened and used by a child process."""
 
-    def __init__(self, path: Path, *, start_timeout_s: float = 60.0) -> None:
-        ctx = mp.get_context("spawn")  # no fork: the parent has threads
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, str(path)), name="memory-store",
-                                 daemon=True)
-        self._proc.start()
-        child.close()
-        self._lock = threading.Lock()
-        if not self._conn.poll(start_timeout_s):
-            self.close()
-            raise DaybookError(f"the memory store at {path} did not open in {start_timeout_s} s")
+    engine_name = "memory store"
+
+    def __init__(self, path: Path, *, start_timeout_s: float = 60.0, timeout_s: float = 30.0,
+                 on_event: Callable[[object], None] | None = None) -> None:
         try:
-            status, detail = self._conn.recv()
-        except EOFError as exc:
-            self.close()
-            raise DaybookError(f"the memory store process crashed opening {path}") from exc
-        if status != "ready":
-            self.close()
-            raise DaybookError(f"cannot open the memory store at {path}: {detail}")
+            self.engine = EngineProcess(
+                self.engine_name, "app.memory.store_process:make_backend", (str(path),),
+                start_timeout_s=start_timeout_s, call_timeout_s=timeout_s, on_event=on_event)
+        except EngineError as exc:
+            raise DaybookError(f"cannot open the memory store at {path}: {exc}") from exc
 
     def _call(self, method: str, *args: Any) -> Any:
-        with self._lock:
-            try:
-                self._conn.send((method, args))
-                status, value = self._conn.recv()
-            except (EOFError, OSError) as exc:
-                code = self._proc.exitcode
-                raise OSError(f"the memory store process is gone (exit code {code})") from exc
-        if status == "error":
-            raise value
-        return value
+        return self.engine.call(method, *args)
 
     def add(self, items: list[tuple[Moment, np.ndarray]]) -> None:
         self._call("add", items)
@@ -105,12 +67,4 @@ class ProcessMemoryStore:
         return dict(self._call("count"))
 
     def close(self) -> None:
-        with self._lock:
-            with contextlib.suppress(OSError, ValueError):
-                self._conn.send(None)
-            self._conn.close()
-        self._proc.join(10)
-        if self._proc.is_alive():
-            log.warning("memory store process did not exit; killing it")
-            self._proc.kill()
-            self._proc.join(5)
+        self.engine.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,13 @@ from app.core.config import Config
 from app.core.errors import BackendUnavailableError, DaybookError, InputError
 from app.core.paths import DataPaths
 from app.memory.base import Embedder, MemoryStore
+from app.memory.journal import MomentJournal
 from app.memory.keyframes import KeyFrameDir
 from app.models.manager import ModelManager
 from app.models.selection import choose
 from app.perception.base import Transcriber, Vad
 from app.perception.clips import ClipBuilder
+from app.perception.spool import UntranscribedSpool
 from app.perception.vad import SpeechSegmenter
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus, Inbox, Worker
@@ -64,8 +67,10 @@ def make_vad(cfg: Config, manager: ModelManager | None = None) -> Vad:
     return WebRtcVad(cfg.vad.aggressiveness, frame_ms=30)
 
 
-def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transcriber | None:
-    """The configured ASR, or None (utterances are kept, untranscribed) with a logged reason."""
+def make_transcriber(cfg: Config, manager: ModelManager | None = None,
+                     on_event: Callable[[object], None] | None = None) -> Transcriber | None:
+    """The configured ASR, or None (utterances are kept, untranscribed) with a logged reason.
+    `on_event` receives the recogniser process's EngineFailed/EngineRecovered."""
     if cfg.asr.backend == "none":
         return None
     if cfg.asr.backend in ("auto", "whisper"):
@@ -76,7 +81,8 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transc
                 from app.perception.asr_process import ProcessTranscriber
 
                 validate_model_file(choice.model_path, "whisper-ggml")  # before any child
-                whisper = ProcessTranscriber("whisper", choice.model_path)
+                whisper = ProcessTranscriber("whisper", choice.model_path,
+                                             timeout_s=cfg.asr.timeout_s, on_event=on_event)
                 log.info("ASR: %s (own process)", whisper.name)
                 return whisper
             except DaybookError as exc:
@@ -88,7 +94,8 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None) -> Transc
     try:
         from app.perception.asr_process import ProcessTranscriber
 
-        sphinx = ProcessTranscriber("pocketsphinx", wake_name=cfg.assistant.wake_name)
+        sphinx = ProcessTranscriber("pocketsphinx", wake_name=cfg.assistant.wake_name,
+                                    timeout_s=cfg.asr.timeout_s, on_event=on_event)
         log.info("ASR: %s (own process)", sphinx.name)
         return sphinx
     except BackendUnavailableError as exc:
@@ -102,11 +109,24 @@ def make_embedder(cfg: Config) -> Embedder:
     return LexicalEmbedder()
 
 
-def make_store(paths: DataPaths) -> MemoryStore:
-    """Chroma in its own process (its calls hold the GIL for tens of ms; see store_process)."""
+def make_store(paths: DataPaths, cfg: Config | None = None,
+               on_event: Callable[[object], None] | None = None) -> MemoryStore:
+    """Chroma in its own process (its calls hold the GIL for tens of ms; see store_process).
+    `on_event` receives the store process's EngineFailed/EngineRecovered."""
     from app.memory.store_process import ProcessMemoryStore
 
-    return ProcessMemoryStore(paths.chroma)
+    timeout_s = (cfg or Config()).memory.store_timeout_s
+    return ProcessMemoryStore(paths.chroma, timeout_s=timeout_s, on_event=on_event)
+
+
+def journal_path(paths: DataPaths) -> Path:
+    """Moments the store could not take yet (see app/memory/journal.py)."""
+    return paths.memory / "journal.jsonl"
+
+
+def untranscribed_dir(paths: DataPaths) -> Path:
+    """Utterances whose recognition failed, kept to be transcribed again."""
+    return paths.memory / "untranscribed"
 
 
 def close_store(store: object) -> None:
@@ -158,13 +178,16 @@ def build_pipeline(
     embedder: Embedder | None = None,
     bus: EventBus | None = None,
     models: ModelManager | None = None,
+    data: DataPaths | None = None,
+    spool: UntranscribedSpool | None = None,
 ) -> Pipeline:
-    """Wire sources → perception → memory. Omitted backends come from the config."""
+    """Wire sources → perception → memory. Omitted backends come from the config. With `data`,
+    what cannot be stored or transcribed yet is also kept on disk there (journal, spool)."""
     bus = bus or EventBus()
     stop, abort = threading.Event(), threading.Event()
     embedder = embedder or make_embedder(cfg)
     if audio is not None and transcriber is None:
-        transcriber = make_transcriber(cfg, models)
+        transcriber = make_transcriber(cfg, models, on_event=bus.emit)
     common: dict[str, Any] = {"bus": bus, "abort": abort}
 
     # memory_inbox: fed by the ASR worker and the clip worker; read by the memory worker.
@@ -187,7 +210,10 @@ def build_pipeline(
                 SpeechSegmenter(vad, cfg.vad), asr_inbox, name="vad", inbox=vad_inbox, **common
             )
         )
-        workers.append(AsrWorker(transcriber, memory_inbox, name="asr", inbox=asr_inbox, **common))
+        if spool is None:
+            spool = UntranscribedSpool(untranscribed_dir(data) if data else None)
+        workers.append(AsrWorker(transcriber, memory_inbox, spool, name="asr", inbox=asr_inbox,
+                                 **common))
         backends.update(
             audio=audio.name,
             vad=vad.name,
@@ -214,6 +240,7 @@ def build_pipeline(
         key_frames,
         batch_size=cfg.memory.batch_size,
         flush_interval_s=cfg.memory.flush_interval_s,
+        journal=MomentJournal(journal_path(data)) if data else None,
         name="memory",
         inbox=memory_inbox,
         upstreams=max(1, len(captures)),

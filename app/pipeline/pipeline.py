@@ -35,6 +35,19 @@ class Pipeline:
         log.info("pipeline started: %s", ", ".join(f"{k}={v}" for k, v in self.backends.items()))
         return self
 
+    def wait_started(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every source really delivers (a microphone stream is running), so that
+        "recording" is said only when it is true. False on timeout or when a source failed."""
+        deadline = time.monotonic() + timeout_s
+        for capture in self.captures:
+            started = getattr(capture.source, "started", None)
+            while not (started.is_set() if started is not None else capture.is_alive()
+                       or capture.items):
+                if capture.failed or capture.ended or time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+        return True
+
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until every source has ended and every stage has drained. True when done."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s

@@ -139,6 +139,9 @@ class Worker(threading.Thread):
     def handle(self, item: Any) -> None:
         raise NotImplementedError
 
+    def begin(self) -> None:
+        """Before the first item (e.g. pick up what an earlier run left)."""
+
     def finish(self) -> None:
         """End of stream from every upstream: flush and pass `SourceEnded` on."""
 
@@ -147,6 +150,7 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         ended = 0
+        self._guard(self.begin)
         while not self.abort.is_set():
             try:
                 item = self.inbox.get(timeout=self.poll_s)

@@ -29,6 +29,7 @@ from app.core.events import (
 )
 from app.core.paths import DataPaths
 from app.memory.base import Moment
+from app.perception.spool import UntranscribedSpool
 from app.pipeline.factory import (
     build_pipeline,
     close_store,
@@ -36,6 +37,7 @@ from app.pipeline.factory import (
     make_key_frames,
     make_store,
     model_manager,
+    untranscribed_dir,
 )
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus
@@ -58,8 +60,10 @@ class DaybookService:
         self.cfg = cfg
         self.paths = paths
         self.bus = bus or EventBus()
-        self.store = make_store(paths)
+        self.store = make_store(paths, cfg, self.bus.emit)
         self.key_frames = make_key_frames(cfg, paths.key_frames)
+        # Utterances whose recognition failed, shared by every pipeline this service runs.
+        self.spool = UntranscribedSpool(untranscribed_dir(paths))
         self.models = model_manager(cfg, paths)
         self.embedder = make_embedder(cfg)
         self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning,
@@ -79,16 +83,22 @@ class DaybookService:
 
     def start(self, *, audio: AudioSource | None, video: FrameSource | None,
               **backends: Any) -> Pipeline:
-        """Run the pipeline on these sources (`backends`: vad=, transcriber= for tests)."""
+        """Run the pipeline on these sources (`backends`: vad=, transcriber= for tests).
+        Blocking (it drains the previous pipeline and starts the recogniser): call it off a
+        GUI thread. It returns once the sources really deliver (or failed to start)."""
         self.stop()
         self.pipeline = build_pipeline(
             self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
-            embedder=self.embedder, bus=self.bus, models=self.models, **backends)
+            embedder=self.embedder, bus=self.bus, models=self.models, data=self.paths,
+            spool=self.spool, **backends)
         for capture in self.pipeline.captures:
             capture.recording = self.recording
             if capture.name == "capture-video":
                 capture.preview_width = PREVIEW_WIDTH
-        return self.pipeline.start()
+        self.pipeline.start()
+        if not self.pipeline.wait_started():
+            log.warning("a source did not start delivering (see above)")
+        return self.pipeline
 
     def stop(self, drain_timeout_s: float = 30.0) -> None:
         if self.pipeline is not None:
@@ -131,7 +141,12 @@ class DaybookService:
         for m in moments:
             if m.key_frame:
                 self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
-        log.info("deleted %d moments", len(moments))
+            if m.kind == "utterance":  # its kept audio, if its recognition had failed
+                self.spool.done(m.id)
+        from app.core.logs import forget_logged
+
+        records = forget_logged(ids=[m.id for m in moments])  # the log forgets them too
+        log.info("deleted %d moments and %d log records naming them", len(moments), records)
         self.bus.emit(MomentsDeleted(tuple(m.id for m in moments)))
 
     def apply_retention(self, now_s: float | None = None) -> int:
@@ -144,8 +159,13 @@ class DaybookService:
         for m in gone:
             if m.key_frame:
                 self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
+        from app.core.logs import forget_logged
+
+        records = forget_logged(0.0, cutoff, ids=[m.id for m in gone])  # and older log records
+        if gone or records:
+            log.info("retention: forgot %d moments and %d log records older than %d days",
+                     len(gone), records, days)
         if gone:
-            log.info("retention: forgot %d moments older than %d days", len(gone), days)
             self.bus.emit(MomentsDeleted(tuple(m.id for m in gone)))
         return len(gone)
 
@@ -155,6 +175,9 @@ class DaybookService:
 
         doomed = [m for day in TimeScope(t0_s, t1_s, "").days()
                   for m in self.moments_on_day(day) if t0_s <= m.t0_s < t1_s]
+        from app.core.logs import forget_logged
+
+        forget_logged(t0_s, t1_s)  # what was logged in the range (a typed question at DEBUG)
         self.delete(doomed)
         return len(doomed)
 
@@ -191,11 +214,12 @@ class DaybookService:
                 self._stored_ids.extend(event.ids)
                 self._stored_cond.notify_all()
             return
-        if not isinstance(event, UtteranceTranscribed) or not event.text:
-            return
+        if not isinstance(event, UtteranceTranscribed) or not event.text or event.retry:
+            return  # a kept utterance transcribed again later is no question now
         question = addressed_question(event.text, self.cfg.assistant.wake_name)
         if question:
-            log.info("spoken question (%s): %r", event.id, question)
+            # No question text at INFO (privacy): _answer logs it at DEBUG, naming the moment.
+            log.info("spoken question (%s): %d chars", event.id, len(question))
             self.ask(question, spoken=True, after=event.id)
 
     def _wait_stored(self, moment_id: str, timeout_s: float) -> bool:
@@ -210,12 +234,13 @@ class DaybookService:
     def _answer(self, qid: int, question: str, spoken: bool = False,
                 after: str | None = None) -> None:
         self.bus.emit(AnswerStarted(qid, question, spoken))
+        log.debug("question %d%s: %r", qid, f" ({after})" if after else "", question)
         if after is not None and not self._wait_stored(after, STORED_WAIT_S):
-            log.warning("answering %r before the memory caught up", question)
+            log.warning("answering question %d (%s) before the memory caught up", qid, after)
         try:
             answer = self.ask_now(question)
         except Exception as exc:
-            log.exception("answering %r failed", question)
+            log.exception("answering question %d (%d chars) failed", qid, len(question))
             answer = Answer(question, f"Sorry, I could not search my memory ({exc}).")
         # The extractive answer streams line by line; an LLM will stream tokens.
         for line in answer.text.splitlines(keepends=True):

@@ -17,18 +17,23 @@ from app.core.events import (
     ClipClosed,
     FrameCaptured,
     FramePreviewed,
+    MomentsKept,
     MomentsStored,
+    SoundClass,
     SourceEnded,
     SourceFailed,
     SpeechEnded,
     SpeechStarted,
     UtteranceTranscribed,
+    WorkerFailed,
 )
 from app.memory.base import Embedder, MemoryStore, Moment
+from app.memory.journal import MomentJournal
 from app.memory.keyframes import KeyFrameDir
 from app.perception.base import Transcriber
 from app.perception.clips import ClipBuilder
 from app.perception.sound import classify_sound
+from app.perception.spool import Untranscribed, UntranscribedSpool
 from app.perception.vad import SpeechSegmenter
 from app.pipeline.runtime import EventBus, Inbox, ShutdownOrder, Worker
 
@@ -70,6 +75,7 @@ class CaptureThread(threading.Thread):
         self.items = 0
         self.position_s = 0.0  # media seconds delivered so far
         self.failed: str | None = None
+        self.ended = False
 
     def run(self) -> None:
         src = self.source
@@ -102,6 +108,7 @@ class CaptureThread(threading.Thread):
             log.error("source failed: %s", self.failed)
             self.bus.emit(SourceFailed(source=src.name, message=str(exc)))
         finally:
+            self.ended = True
             src.close()
             self.out.put(SourceEnded(source=src.name))
             self.bus.emit(SourceEnded(source=src.name))
@@ -140,34 +147,88 @@ class VadWorker(Worker):
 
 
 class AsrWorker(Worker):
-    """Fed by the VAD (the ASR todo queue); feeds the memory worker with UtteranceTranscribed."""
+    """Fed by the VAD (the ASR todo queue); feeds the memory worker with UtteranceTranscribed.
+
+    An utterance whose recognition fails (the recogniser crashed or hung) is not lost: it is
+    passed on with its time and sound class and no text, its audio is kept in the spool, and it
+    is transcribed again when the recogniser answers (when idle, and before the stage ends).
+    """
 
     order = ShutdownOrder.ASR
+    retry_every_s = 2.0
+    max_tries = 3  # per run: an utterance that keeps failing waits for the next start
 
     def __init__(
-        self, transcriber: Transcriber | None, memory_inbox: Inbox[Any], **kw: Any
+        self, transcriber: Transcriber | None, memory_inbox: Inbox[Any],
+        spool: UntranscribedSpool | None = None, **kw: Any
     ) -> None:
         super().__init__(**kw)
         self.transcriber = transcriber
         self.memory_inbox = memory_inbox
+        self.spool = spool if spool is not None else UntranscribedSpool()
+        self.failed = 0  # recognitions that failed (kept, to transcribe again)
+        self.retranscribed = 0
+        self._tries: dict[str, int] = {}
+        self._retry_at = 0.0
 
     def handle(self, item: SpeechEnded) -> None:
         sound = classify_sound(item.pcm, item.sample_rate_hz)
-        text = ""
+        id_ = f"utt-{round(item.t0_s * 1000)}"
+        text, backend = "", "none"
         if self.transcriber is not None:
-            text = self.transcriber.transcribe(item.pcm, item.sample_rate_hz)
-        event = UtteranceTranscribed(
-            id=f"utt-{round(item.t0_s * 1000)}",
-            text=text,
-            t0_s=item.t0_s,
-            t1_s=item.t1_s,
-            sound=sound,
-            backend=self.transcriber.name if self.transcriber else "none",
-        )
+            try:
+                text = self.transcriber.transcribe(item.pcm, item.sample_rate_hz)
+                backend = self.transcriber.name
+            except Exception as exc:
+                self.failed += 1
+                backend = "none (recognition failed; transcribed again later)"
+                self.spool.add(Untranscribed(id_, item.t0_s, item.t1_s, str(sound),
+                                             item.sample_rate_hz, item.pcm))
+                self._retry_at = time.monotonic() + self.retry_every_s
+                self.errors += 1
+                log.error("recognition of %s failed (%s); kept with its time and sound, "
+                          "to be transcribed again", id_, exc)
+                self.bus.emit(WorkerFailed(worker=self.name, message=(
+                    f"speech recognition failed ({type(exc).__name__}: {exc}); the utterance "
+                    "is kept and transcribed again later")))
+        self._send(UtteranceTranscribed(id=id_, text=text, t0_s=item.t0_s, t1_s=item.t1_s,
+                                        sound=sound, backend=backend))
+
+    def _send(self, event: UtteranceTranscribed) -> None:
         self.bus.emit(event)
         self.memory_inbox.put(event, self.abort)
 
+    def idle(self) -> None:
+        if self.transcriber is None or time.monotonic() < self._retry_at:
+            return
+        for u in self.spool.pending():
+            if self._tries.get(u.id, 0) < self.max_tries:
+                self._retry(u)
+                return
+
+    def _retry(self, u: Untranscribed) -> bool:
+        assert self.transcriber is not None
+        try:
+            text = self.transcriber.transcribe(u.pcm, u.sample_rate_hz)
+        except Exception as exc:
+            tries = self._tries[u.id] = self._tries.get(u.id, 0) + 1
+            self._retry_at = time.monotonic() + self.retry_every_s * tries
+            log.error("transcribing %s again failed (try %d of %d): %s", u.id, tries,
+                      self.max_tries, exc)
+            return False
+        self._send(UtteranceTranscribed(id=u.id, text=text, t0_s=u.t0_s, t1_s=u.t1_s,
+                                        sound=SoundClass(u.sound),
+                                        backend=self.transcriber.name, retry=True))
+        self.spool.done(u.id)
+        self.retranscribed += 1
+        log.info("transcribed %s again", u.id)
+        return True
+
     def finish(self) -> None:
+        if self.transcriber is not None:
+            for u in self.spool.pending():
+                if self._tries.get(u.id, 0) < self.max_tries and not self.abort.is_set():
+                    self._retry(u)
         self.memory_inbox.put(SourceEnded(source=self.name))
         close = getattr(self.transcriber, "close", None)
         if close is not None:  # e.g. the recogniser's child process
@@ -208,12 +269,15 @@ class MemoryWorker(Worker):
     """Fed by the ASR and clip workers; the single owner of the memory store.
 
     Writes key frames at once, and commits records in batches (`batch_size`, or after
-    `flush_interval_s`). A failed commit keeps the batch and retries it, so a full disk loses
-    nothing that is still in RAM.
+    `flush_interval_s`). Nothing is dropped when the store fails (a full disk, a crashed or hung
+    store process): the batch stays in RAM, goes to the journal on disk at once, and is committed
+    when the store answers again, or at the next start from the journal.
     """
 
     order = ShutdownOrder.MEMORY
     final_retry_s = 10.0  # at end of stream, keep retrying a failing store this long
+    retry_every_s = 1.0
+    max_add = 256  # rows per store call (a long outage leaves many)
 
     def __init__(
         self,
@@ -223,19 +287,52 @@ class MemoryWorker(Worker):
         *,
         batch_size: int,
         flush_interval_s: float,
+        journal: MomentJournal | None = None,
         **kw: Any,
     ) -> None:
         super().__init__(**kw)
         self.store = store
         self.embedder = embedder
         self.key_frames = key_frames
+        self.journal = journal
         self.batch_size = batch_size
         self.flush_interval_s = flush_interval_s
         self._pending: list[tuple[Moment, np.ndarray | None]] = []
+        self._updates: set[str] = set()  # pending ids that update a stored moment
+        self._journaled: set[str] = set()
+        self._from_journal: set[str] = set()  # kept by an earlier run
         self._oldest_pending = 0.0
+        self._retry_at = 0.0
         self._soon = threading.Event()  # commit at the next turn, not after flush_interval_s
         self.stored = {"utterance": 0, "clip": 0}
+        self.recovered = 0  # moments from an earlier run's journal, now stored
+        self.kept_reported = 0
         self.last_error: str | None = None
+
+    @property
+    def kept(self) -> int:
+        """Moments not stored yet (in RAM, and in the journal where it could be written)."""
+        return len(self._pending)
+
+    @property
+    def journaled(self) -> int:
+        return len(self._journaled)
+
+    def begin(self) -> None:
+        if self.journal is None:
+            return
+        try:
+            items = self.journal.load()
+        except OSError as exc:
+            self._report(f"cannot read the journal {self.journal.path}: {exc}")
+            return
+        if items:
+            log.warning("memory: %d moments from the journal of an earlier run", len(items))
+            self._pending[:0] = items
+            self._journaled.update(m.id for m, _ in items)
+            self._from_journal.update(m.id for m, _ in items)  # counted by the run that kept them
+            self._oldest_pending = time.monotonic()
+            self.flush()
 
     def handle(self, item: UtteranceTranscribed | ClipClosed) -> None:
         if isinstance(item, UtteranceTranscribed):
@@ -248,6 +345,8 @@ class MemoryWorker(Worker):
                 sound=str(item.sound),
             )
             vector = None  # embedded with the batch
+            if item.retry and not any(m.id == item.id for m, _ in self._pending):
+                self._updates.add(item.id)  # its first version is stored already
         else:
             try:
                 rel = self.key_frames.write(item.key_frame, item.t0_s, item.t1_s)
@@ -266,13 +365,16 @@ class MemoryWorker(Worker):
             vector = item.global_vector
         if not self._pending:
             self._oldest_pending = time.monotonic()
+        self._pending = [(m, v) for m, v in self._pending if m.id != moment.id]
         self._pending.append((moment, vector))
-        if len(self._pending) >= self.batch_size or self._soon.is_set():
+        if ((len(self._pending) >= self.batch_size or self._soon.is_set())
+                and time.monotonic() >= self._retry_at):
             self.flush()
 
     def idle(self) -> None:
-        if self._pending and (self._soon.is_set()
-                              or time.monotonic() - self._oldest_pending >= self.flush_interval_s):
+        if (self._pending and time.monotonic() >= self._retry_at
+                and (self._soon.is_set() or self.kept_reported
+                     or time.monotonic() - self._oldest_pending >= self.flush_interval_s)):
             self.flush()
 
     def flush_soon(self) -> None:
@@ -286,8 +388,11 @@ class MemoryWorker(Worker):
         while self._pending and time.monotonic() < deadline and not self.abort.wait(0.25):
             self.flush()
         if self._pending:  # what still fails is said loudly
-            log.error("memory: %d moments could not be stored: %s", len(self._pending),
-                      self.last_error)
+            where = (f"kept in the journal {self.journal.path}; stored at the next start"
+                     if self.journal is not None and self.journaled == len(self._pending)
+                     else "LOST when this process exits (the journal could not be written)")
+            log.error("memory: %d moments could not be stored (%s): %s", len(self._pending),
+                      self.last_error, where)
 
     def flush(self) -> None:
         if not self._pending:
@@ -299,16 +404,38 @@ class MemoryWorker(Worker):
             vectors = self.embedder.embed([t for _, t in texts])
             for (i, _), vec in zip(texts, vectors, strict=True):
                 self._pending[i] = (self._pending[i][0], vec)
-        batch = [(m, v) for m, v in self._pending if v is not None]
-        try:
-            self.store.add(batch)
-        except Exception as exc:
-            self._report(f"could not write to the memory store ({exc}); will retry")
-            return
-        self._pending = []
+        while self._pending:
+            batch = [(m, v) for m, v in self._pending[: self.max_add] if v is not None]
+            try:
+                self.store.add(batch)
+            except Exception as exc:
+                self._keep(exc)
+                return
+            del self._pending[: len(batch)]
+            self._committed(batch)
         self._soon.clear()
+        if self._journaled and self.journal is not None:
+            try:
+                self.journal.clear()
+            except OSError as exc:  # replayed again at the next start: upserts, no duplicates
+                log.warning("memory: cannot empty the journal: %s", exc)
+            self._journaled.clear()
+        if self.kept_reported:
+            log.warning("memory: the store answers again; all %d kept moments are stored",
+                        self.kept_reported)
+            self.kept_reported = 0
+            self.last_error = None
+            self.bus.emit(MomentsKept(0, False, "all kept moments are stored"))
+
+    def _committed(self, batch: list[tuple[Moment, np.ndarray]]) -> None:
         for m, _ in batch:
-            self.stored[m.kind] += 1
+            if m.id in self._from_journal:
+                self._from_journal.discard(m.id)
+                self.recovered += 1
+            elif m.id in self._updates:
+                self._updates.discard(m.id)
+            else:
+                self.stored[m.kind] += 1
         ids = tuple(m.id for m, _ in batch)
         log.info("stored %d moments: %s", len(ids), " ".join(ids))
         self.bus.emit(
@@ -316,6 +443,27 @@ class MemoryWorker(Worker):
                 ids=ids, kinds=tuple(m.kind for m, _ in batch), t1_s=max(m.t1_s for m, _ in batch)
             )
         )
+
+    def _keep(self, exc: Exception) -> None:
+        """The store refused: keep everything pending, on disk too, and retry later."""
+        self._retry_at = time.monotonic() + self.retry_every_s
+        fresh = [(m, v) for m, v in self._pending if m.id not in self._journaled
+                 and v is not None]
+        journal_error = ""
+        if fresh and self.journal is not None:
+            try:
+                self.journal.append(fresh)
+                self._journaled.update(m.id for m, _ in fresh)
+            except OSError as err:
+                journal_error = f"; the journal cannot be written either ({err})"
+        journaled = self.journal is not None and self.journaled >= len(self._pending)
+        message = (f"could not write to the memory store ({exc}); {len(self._pending)} moments "
+                   f"kept{' in the journal' if journaled else ' in RAM'}, will retry"
+                   f"{journal_error}")
+        self._report(message)
+        if len(self._pending) != self.kept_reported:
+            self.kept_reported = len(self._pending)
+            self.bus.emit(MomentsKept(len(self._pending), journaled, message))
 
     def _report(self, message: str) -> None:
         if message != self.last_error:

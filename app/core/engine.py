@@ -1,0 +1,353 @@
+"""Native engines (speech recogniser, memory store, later the LLM and vision models) in child
+processes, with calls that time out, and a child that is restarted when it dies or hangs.
+
+Why a child process: native libraries hold the GIL for whole calls (pocketsphinx ≈0.6 s, a Chroma
+upsert 20–40 ms), which would freeze the GUI and delay capture, and a native crash would take the
+whole app down. Here the parent only waits on a pipe.
+
+How a call works: the caller queues `(id, method, args)` for the writer thread and waits on its
+own reply slot with a timeout; the reader thread fills reply slots as answers arrive. No lock is
+held while waiting, so a hung child blocks nobody forever: a call that is not answered in time
+marks the child hung, the child is killed, every call in flight fails with `EngineError`, and the
+next call starts a new child (with back-off when starting fails again and again).
+
+The child ignores the terminal's SIGINT (Ctrl-C reaches the whole process group; the parent
+decides how to stop) and exits by itself when its parent is gone, even when it is busy in native
+code at the time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from app.core.errors import DaybookError
+from app.core.events import EngineFailed, EngineRecovered
+
+log = logging.getLogger(__name__)
+
+_PARENT_POLL_S = 0.5
+_CLOSE = "close"  # in the writer's outbox: tell the child to exit, then stop writing
+_BACKOFF_S = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # before start attempt n after a failure
+
+
+class EngineError(DaybookError):
+    """The engine's child process died, hung or could not start. What was asked is not done;
+    the caller keeps its data and may try again (the engine restarts itself)."""
+
+
+# --- the child ----------------------------------------------------------------------------------
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the parent is gone (the pipe's EOF is not seen while native code runs)."""
+    import psutil
+
+    while True:
+        time.sleep(_PARENT_POLL_S)
+        if os.getppid() != parent_pid or not psutil.pid_exists(parent_pid):
+            os._exit(0)
+
+
+def _serve(conn: Connection, factory: str, args: tuple[Any, ...], parent_pid: int) -> None:
+    """The child's main loop: build the backend, then answer requests one at a time."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked in the parent around the spawn
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-parent",
+                     daemon=True).start()
+    try:
+        module, _, attr = factory.partition(":")
+        backend = getattr(importlib.import_module(module), attr)(*args)
+    except Exception as exc:
+        conn.send((0, "error", _picklable(exc)))
+        return
+    conn.send((0, "ready", str(getattr(backend, "name", factory))))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        if request is None:
+            return
+        req_id, method, call_args = request
+        try:
+            reply = (req_id, "ok", getattr(backend, method)(*call_args))
+        except Exception as exc:
+            reply = (req_id, "error", _picklable(exc))
+        try:
+            conn.send(reply)
+        except Exception as exc:  # a result that does not pickle
+            conn.send((req_id, "error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+# --- the parent ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Reply:
+    done: threading.Event = field(default_factory=threading.Event)
+    status: str = ""
+    value: Any = None
+
+
+class _Child:
+    """One generation of the child process, with its writer and reader threads."""
+
+    def __init__(self, engine: EngineProcess) -> None:
+        self.engine = engine
+        ctx = mp.get_context("spawn")  # no fork: the parent has threads
+        self.conn, child_conn = ctx.Pipe()
+        self.proc = ctx.Process(
+            target=_serve, args=(child_conn, engine.factory, engine.args, os.getpid()),
+            name=f"engine-{engine.name}", daemon=True)
+        blocked = hasattr(signal, "pthread_sigmask")
+        if blocked:  # the new process inherits the mask: no Ctrl-C window while it boots
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self.proc.start()
+        finally:
+            if blocked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        child_conn.close()
+        self.pid = self.proc.pid
+        self.replies: dict[int, _Reply] = {}
+        self.replies_lock = threading.Lock()
+        self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.dead: str | None = None  # why, once it is
+
+    def handshake(self, timeout_s: float) -> str:
+        if not self.conn.poll(timeout_s):
+            raise EngineError(f"the {self.engine.name} did not start in {timeout_s:g} s")
+        try:
+            _, status, value = self.conn.recv()
+        except (EOFError, OSError) as exc:
+            raise EngineError(f"the {self.engine.name} crashed while starting "
+                              f"(exit code {self._exitcode()})") from exc
+        if status != "ready":
+            raise EngineError(f"the {self.engine.name} could not start: {value}")
+        threading.Thread(target=self._write, name=f"{self.engine.name}-writer",
+                         daemon=True).start()
+        threading.Thread(target=self._read, name=f"{self.engine.name}-reader",
+                         daemon=True).start()
+        return str(value)
+
+    def _write(self) -> None:
+        while True:
+            item = self.outbox.get()
+            if item is None:
+                return
+            try:
+                self.conn.send(None if item == _CLOSE else item)
+            except (OSError, ValueError):
+                return  # the reader (or kill) reports the death
+            if item == _CLOSE:
+                return
+
+    def _read(self) -> None:
+        while True:
+            try:
+                req_id, status, value = self.conn.recv()
+            except (EOFError, OSError, ValueError):
+                self.engine._died(self, f"the {self.engine.name} process exited "
+                                        f"(exit code {self._exitcode()})")
+                return
+            except Exception as exc:  # an answer that does not unpickle
+                req_id, status, value = -1, "error", exc
+            with self.replies_lock:
+                reply = self.replies.pop(req_id, None)
+            if reply is not None:
+                reply.status, reply.value = status, value
+                reply.done.set()
+
+    def _exitcode(self) -> int | None:
+        self.proc.join(0.5)
+        return self.proc.exitcode
+
+    def fail_all(self, why: str) -> None:
+        self.dead = self.dead or why
+        with self.replies_lock:
+            pending, self.replies = list(self.replies.values()), {}
+        for reply in pending:
+            reply.status, reply.value = "dead", why
+            reply.done.set()
+
+    def kill(self) -> None:
+        with contextlib.suppress(Exception):
+            self.proc.kill()
+        self.outbox.put(None)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        self.proc.join(5)
+
+    def close(self, timeout_s: float) -> None:
+        """Ask the child to exit after what it is doing; kill it if it does not."""
+        self.outbox.put(_CLOSE)
+        self.proc.join(timeout_s)
+        if self.proc.is_alive():
+            log.warning("%s did not exit in %.0f s; killing it", self.engine.name, timeout_s)
+            self.proc.kill()
+            self.proc.join(5)
+        with contextlib.suppress(OSError):
+            self.conn.close()
+
+
+class EngineProcess:
+    """A backend built in a child process by `factory` ("module:function") from `args`.
+
+    `call(method, *args)` runs `backend.method(*args)` there and returns its result, raises the
+    backend's own exception, or raises `EngineError` when the child died, hung past `timeout_s`
+    or cannot be started. The first start happens in the constructor and raises `EngineError`
+    on failure; later starts happen on the next call. `on_event` receives EngineFailed and
+    EngineRecovered (from whichever thread noticed).
+    """
+
+    def __init__(self, name: str, factory: str, args: tuple[Any, ...] = (), *,
+                 start_timeout_s: float = 60.0, call_timeout_s: float = 30.0,
+                 on_event: Callable[[object], None] | None = None) -> None:
+        self.name = name
+        self.factory = factory
+        self.args = args
+        self.start_timeout_s = start_timeout_s
+        self.call_timeout_s = call_timeout_s
+        self.on_event = on_event
+        self.failures = 0  # deaths, hangs and failed starts
+        self.restarts = 0  # successful starts after the first
+        self.backend_name = ""
+        self._ids = itertools.count(1)
+        self._child: _Child | None = None
+        self._start_lock = threading.Lock()
+        self._failed_starts = 0
+        self._next_start_s = 0.0
+        self._unhealthy = False  # a failure was reported and no recovery yet
+        self._closed = False
+        self.backend_name = self._start()
+
+    @property
+    def pid(self) -> int | None:
+        child = self._child
+        return child.pid if child is not None and child.dead is None else None
+
+    @property
+    def alive(self) -> bool:
+        child = self._child
+        return child is not None and child.dead is None
+
+    def _start(self) -> str:
+        child = _Child(self)
+        try:
+            backend = child.handshake(self.start_timeout_s)
+        except EngineError:
+            child.kill()
+            raise
+        self._child = child
+        log.info("%s started (pid %d)", self.name, child.pid)
+        return backend
+
+    def _ensure(self) -> _Child:
+        if self._closed:
+            raise EngineError(f"the {self.name} is closed")
+        child = self._child
+        if child is not None and child.dead is None:
+            return child
+        if not self._start_lock.acquire(timeout=self.start_timeout_s):
+            raise EngineError(f"the {self.name} is restarting")
+        try:
+            child = self._child
+            if child is not None and child.dead is None:
+                return child
+            wait_s = self._next_start_s - time.monotonic()
+            if wait_s > 0:
+                raise EngineError(f"the {self.name} is down; next restart in {wait_s:.0f} s")
+            try:
+                self.backend_name = self._start()
+            except EngineError as exc:
+                self._failed_starts += 1
+                self.failures += 1
+                delay = _BACKOFF_S[min(self._failed_starts, len(_BACKOFF_S) - 1)]
+                self._next_start_s = time.monotonic() + delay
+                log.error("%s (retrying in %.0f s)", exc, delay)
+                self._emit(EngineFailed(self.name, str(exc), restarting=True))
+                raise
+            self._failed_starts = 0
+            self.restarts += 1
+            if self._unhealthy:
+                self._unhealthy = False
+                log.warning("%s recovered (restart %d)", self.name, self.restarts)
+                self._emit(EngineRecovered(self.name))
+            assert self._child is not None
+            return self._child
+        finally:
+            self._start_lock.release()
+
+    def call(self, method: str, *args: Any, timeout_s: float | None = None) -> Any:
+        child = self._ensure()
+        req_id = next(self._ids)
+        reply = _Reply()
+        with child.replies_lock:
+            if child.dead is not None:
+                raise EngineError(child.dead)
+            child.replies[req_id] = reply
+        child.outbox.put((req_id, method, args))
+        limit = self.call_timeout_s if timeout_s is None else timeout_s
+        if not reply.done.wait(limit):
+            self._died(child, f"the {self.name} did not answer in {limit:g} s (hung); "
+                              "it was stopped and restarts")
+            raise EngineError(child.dead or "hung")
+        if reply.status == "ok":
+            return reply.value
+        if reply.status == "dead":
+            raise EngineError(str(reply.value))
+        raise reply.value
+
+    def _died(self, child: _Child, why: str) -> None:
+        """The child is dead or hung: kill it, fail what was in flight, report once."""
+        with child.replies_lock:
+            first = child.dead is None
+            child.dead = child.dead or why
+        child.fail_all(why)
+        if not first or self._closed or child.engine is not self:
+            return
+        child.kill()
+        self.failures += 1
+        self._unhealthy = True
+        log.error("%s", why)
+        self._emit(EngineFailed(self.name, why, restarting=True))
+
+    def _emit(self, event: object) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("engine event listener failed")
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._closed = True
+        child, self._child = self._child, None
+        if child is None:
+            return
+        child.dead = child.dead or "closed"
+        child.close(timeout_s)
+        child.fail_all(f"the {self.name} is closed")
