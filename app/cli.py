@@ -515,12 +515,14 @@ def main(argv: list[str] | None = None) -> int:
 def _failed(exc: Exception, args: argparse.Namespace) -> int:
     """Anything not foreseen: one line on stderr, the traceback in the log file (and on the
     console with -v), exit 1."""
+    import logging.handlers
+
     if isinstance(exc, OSError) and exc.strerror:  # e.g. the disk filled up during a run
         what = exc.strerror + (f": {exc.filename}" if exc.filename else "")
     else:
         what = f"unexpected {type(exc).__name__}: {exc}"
     files = [h.baseFilename for h in logging.getLogger().handlers
-             if isinstance(h, logging.FileHandler)]
+             if isinstance(h, logging.handlers.RotatingFileHandler)]
     where = f"details in {files[0]}" if files else "run with -v for details"
     print(f"daybook: error: {what} ({where})", file=sys.stderr)
     if logging.getLogger().handlers:  # without handlers logging would print the traceback

@@ -83,3 +83,58 @@ def test_stream_resampler_keeps_exact_totals() -> None:
     r = StreamResampler(44100, 16000)
     total = sum(len(r.process(np.zeros(n, np.float32))) for n in [441, 1000, 7, 44100, 3])
     assert total == (441 + 1000 + 7 + 44100 + 3) * 16000 // 44100
+
+
+def _raw_wav(path: Path, rate: int, data: bytes, *, channels: int = 1, width: int = 2,
+             claimed_bytes: int | None = None) -> Path:
+    """A PCM WAV written byte by byte, so its header can say what no writer would."""
+    import struct
+
+    block = channels * width
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * block) & 0xFFFFFFFF, block, width * 8)
+    size = len(data) if claimed_bytes is None else claimed_bytes
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"data" + struct.pack("<I", size) + data)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(body)) + body)
+    return path
+
+
+@pytest.mark.parametrize("rate", [0, 1, 999, 384_001, 2_000_000_000])
+def test_nonsense_sample_rates_are_refused(tmp_path: Path, rate: int) -> None:
+    from app.core.errors import InputError
+
+    path = _raw_wav(tmp_path / "r.wav", rate, b"\0\0" * 1000)
+    with pytest.raises(InputError, match=rf"sample rate is {rate} Hz; Daybook reads 1 kHz to "
+                                         r"384 kHz"):
+        WavFileSource(path, start_s=0)
+
+
+@pytest.mark.parametrize("rate", [1000, 8000, 384_000])
+def test_sample_rates_in_range_are_read(tmp_path: Path, rate: int) -> None:
+    path = _raw_wav(tmp_path / "r.wav", rate, (_tone(rate, 0.5) * 30000).astype("<i2").tobytes())
+    pcm, _ = _read_all(WavFileSource(path, start_s=0))
+    assert abs(len(pcm) - 8000) <= 1
+
+
+@pytest.mark.parametrize(("extra", "claimed"), [
+    (b"\x01", None),            # the data size is not a multiple of the frame size
+    (b"", 64_000),              # the header claims twice the data there is
+    (b"\x01", 64_000),          # both: a recording cut off mid-sample
+])
+def test_a_truncated_file_keeps_every_whole_sample(
+        tmp_path: Path, extra: bytes, claimed: int | None) -> None:
+    samples = (np.arange(16000) - 8000).astype("<i2")  # 1 s, every sample different
+    path = _raw_wav(tmp_path / "t.wav", 16000, samples.tobytes() + extra, claimed_bytes=claimed)
+    src = WavFileSource(path, start_s=0)
+    assert src.n_frames == 16000 and src.duration_s == 1.0
+    pcm, _ = _read_all(src)
+    assert np.array_equal(pcm, samples)  # all of them, unchanged, none invented
+
+
+def test_a_truncated_stereo_24_bit_file_keeps_every_whole_frame(tmp_path: Path) -> None:
+    frames = 44100 // 2  # 0.5 s of 6-byte frames, then 5 bytes of a frame that never finished
+    path = _raw_wav(tmp_path / "t.wav", 44100, b"\x10" * (6 * frames + 5), channels=2, width=3)
+    src = WavFileSource(path, start_s=0)
+    assert src.n_frames == frames
+    pcm, _ = _read_all(src)
+    assert len(pcm) == frames * 16000 // 44100

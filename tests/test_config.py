@@ -67,3 +67,52 @@ def test_save_writes_only_changes_and_round_trips(tmp_path: Path) -> None:
     text = path.read_text()
     assert "[vad]" not in text and "retention_days = 30" in text
     assert load_config(path) == cfg
+
+
+def _numeric_fields() -> list[tuple[str, str, type, float, float]]:
+    import dataclasses
+
+    out = []
+    for section in dataclasses.fields(Config):
+        if section.name == "source":
+            continue
+        for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
+            kind = type(f.default)
+            if kind in (int, float):
+                out.append((section.name, f.name, kind, f.metadata["lo"], f.metadata["hi"]))
+    return out
+
+
+def test_every_numeric_field_has_a_range() -> None:
+    fields = _numeric_fields()
+    assert len(fields) > 20
+    missing = [f"[{s}] {n}" for s, n, _, lo, hi in fields if lo is None or hi is None]
+    assert not missing
+
+
+@pytest.mark.parametrize(("section", "name", "kind", "lo", "hi"), _numeric_fields(),
+                         ids=[f"{s}.{n}" for s, n, *_ in _numeric_fields()])
+def test_every_numeric_field_refuses_what_is_out_of_range(
+        section: str, name: str, kind: type, lo: float, hi: float) -> None:
+    def nudge(x: float) -> float:  # the smallest step that matters for this field
+        return 1 if kind is int else max(1e-6, abs(x) * 1e-6)
+
+    for bad in (lo - nudge(lo), hi + nudge(hi)):
+        with pytest.raises(ConfigError, match=rf"\[{section}\] {name}: .* is out of range"):
+            config_from_dict({section: {name: kind(bad)}}, "cfg.toml")
+    config_from_dict({section: {name: kind(lo)}}, "cfg.toml")  # the bounds themselves are fine
+    config_from_dict({section: {name: kind(hi)}}, "cfg.toml")
+    if kind is float:
+        for bad in (float("nan"), float("inf"), float("-inf")):
+            with pytest.raises(ConfigError, match=rf"\[{section}\] {name}: expected a finite "
+                                                  r"number, got (nan|inf|-inf)"):
+                config_from_dict({section: {name: bad}}, "cfg.toml")
+
+
+@pytest.mark.parametrize("text", ["nan", "+nan", "inf", "-inf"])
+def test_toml_nan_and_inf_are_refused_naming_the_field(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[video]\nsample_fps = {text}\n")
+    with pytest.raises(ConfigError, match=r"c.toml: \[video\] sample_fps: expected a finite "
+                                          r"number"):
+        load_config(path)

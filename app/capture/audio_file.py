@@ -16,6 +16,10 @@ from app.core.errors import InputError
 from app.core.events import AudioCaptured
 
 _CONVERT_HINT = "convert it with: ffmpeg -i INPUT -ac 1 -ar 16000 output.wav"
+# Telephone audio is 8 kHz and studio audio at most 384 kHz; a header outside this range is
+# damaged (0 Hz would divide by zero, 2 GHz would resample for hours).
+MIN_SAMPLE_RATE_HZ = 1_000
+MAX_SAMPLE_RATE_HZ = 384_000
 
 
 def _decode(raw: bytes, sample_width: int, channels: int) -> np.ndarray:
@@ -56,11 +60,13 @@ class WavFileSource:
         if self.path.is_dir():
             raise InputError(f"audio path is a directory, not a WAV file: {self.path}")
         try:
-            with wave.open(str(self.path), "rb") as wav:
+            with self.path.open("rb") as fh, wave.open(fh, "rb") as wav:
                 self.sample_rate_hz = wav.getframerate()
                 self.channels = wav.getnchannels()
                 self.sample_width = wav.getsampwidth()
                 self.n_frames = wav.getnframes()
+                # Opening stops right after the data chunk's header: the samples start here.
+                data_offset = fh.tell()
         except PermissionError as exc:
             raise InputError(f"cannot read audio file {self.path}: permission denied") from exc
         except OSError as exc:
@@ -70,14 +76,33 @@ class WavFileSource:
                 raise InputError(f"audio file is empty: {self.path}") from exc
             detail = str(exc) or "corrupt header"
             raise InputError(f"not a PCM WAV file ({detail}): {self.path}; {_CONVERT_HINT}") from exc
-        if self.n_frames == 0:
-            raise InputError(f"audio file contains no audio: {self.path}")
+        if not MIN_SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+            raise InputError(
+                f"audio file {self.path} says its sample rate is {self.sample_rate_hz} Hz; "
+                f"Daybook reads {MIN_SAMPLE_RATE_HZ // 1000} kHz to {MAX_SAMPLE_RATE_HZ // 1000} kHz "
+                f"(the header is probably damaged); {_CONVERT_HINT}"
+            )
         if self.sample_width not in (1, 2, 3, 4):
             raise InputError(
                 f"unsupported sample width {self.sample_width} bytes in {self.path}; "
                 f"{_CONVERT_HINT}"
             )
+        if self.n_frames == 0:
+            raise InputError(f"audio file contains no audio: {self.path}")
+        self.frame_bytes = self.sample_width * self.channels
+        self.n_frames = min(self.n_frames, self._frames_in_file(data_offset))
+        if self.n_frames == 0:
+            raise InputError(f"audio file contains no audio: {self.path}")
         self.duration_s: float | None = self.n_frames / self.sample_rate_hz
+
+    def _frames_in_file(self, data_offset: int) -> int:
+        """Whole frames actually present: a header may claim more data than the file holds (a
+        recording cut short); a partial last frame is not a sample."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return self.n_frames
+        return max(0, size - data_offset) // self.frame_bytes
 
     @property
     def converted(self) -> bool:
@@ -88,11 +113,15 @@ class WavFileSource:
         resampler = StreamResampler(self.sample_rate_hz, TARGET_SAMPLE_RATE_HZ)
         emitted = 0
         wall_start = time.monotonic()
+        left = self.n_frames
         with wave.open(str(self.path), "rb") as wav:
-            while not stop.is_set():
-                raw = wav.readframes(block_in)
+            while left > 0 and not stop.is_set():
+                raw = wav.readframes(min(block_in, left))
+                # A truncated file ends in a partial frame: trim it, keep every whole one.
+                raw = raw[: len(raw) - len(raw) % self.frame_bytes]
                 if not raw:
                     break
+                left -= len(raw) // self.frame_bytes
                 block = to_mono(_decode(raw, self.sample_width, self.channels))
                 pcm = float_to_int16(resampler.process(block))
                 if len(pcm) == 0:

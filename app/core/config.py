@@ -7,6 +7,7 @@ raises `ConfigError` naming the file, the section and the field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +146,8 @@ def _check_value(where: str, f: dataclasses.Field[Any], value: Any) -> Any:
         value = float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"{where}: expected {_TYPE_NAMES[kind]}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
     meta = f.metadata
     lo, hi, choices = meta.get("lo"), meta.get("hi"), meta.get("choices")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
