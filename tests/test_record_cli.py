@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -31,9 +30,16 @@ def test_record_from_microphone_and_camera_file(media: Media, tmp_path: Path) ->
             [sys.executable, str(ROOT / "main.py"), "record", "--camera", str(media.video),
              "--duration", "7", "--json", "--data-dir", str(data_dir)],
             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)  # the process starts and opens the microphone
+        assert proc.stderr is not None
+        said = ""
+        for _ in range(20):  # "recording" is said once the microphone really records
+            said += proc.stderr.readline()
+            if "recording from" in said or proc.poll() is not None:
+                break
+        assert "recording from microphone" in said, said
         server.feed(speech)
         out, err = proc.communicate(timeout=60)
+        err = said + err
     assert proc.returncode == 0, err
     import json
 
