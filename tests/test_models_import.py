@@ -3,6 +3,7 @@ factory choosing an installed model over the embedded default."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -11,11 +12,12 @@ import numpy as np
 import pytest
 
 from app.core.config import Config
+from app.core.errors import ConfigError, ExitCode
 from app.core.paths import DataPaths
-from app.models.catalog import load_catalog
-from app.models.manager import ModelError, ModelManager
+from app.models.catalog import CatalogEntry, load_catalog
+from app.models.manager import ModelError, ModelManager, _name_from
 from app.models.selection import choose
-from app.models.validate import ModelFileError, validate_model_file
+from app.models.validate import ModelFileError, ModelNameError, sha256_file, validate_model_file
 from app.pipeline.factory import make_transcriber, make_vad, model_manager
 from tests import tinymodels
 from tests.conftest import run_cli
@@ -171,3 +173,137 @@ def test_models_cli(files: dict[str, Path], tmp_path: Path) -> None:
     assert res.code == 0 and "Removed tiny-llama" in res.out
     assert json.loads(run_cli("models", "list", "--json", data_dir=tmp_path).out)["in_use"][
         "llm"].startswith("extractive")
+
+
+# --- names stay inside the models folder ---------------------------------------------------------
+
+BAD_NAMES = ["../../escaped", "..", "a/b", "a\\b", ".hidden", "a..b", "x\x00y", "x\ny",
+             "x\u202ey", "c:evil", "n" * 101, "", " padded", "nul"]
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES)
+def test_import_names_cannot_leave_the_models_folder(files: dict[str, Path], tmp_path: Path,
+                                                     bad: str) -> None:
+    mgr = ModelManager(tmp_path / "a" / "b" / "models", load_catalog())
+    with pytest.raises(ModelNameError, match="invalid model name") as err:
+        mgr.import_file(files["gguf"], "llm", name=bad)
+    assert err.value.exit_code == ExitCode.INPUT
+    assert "\n" not in str(err.value) and len(str(err.value)) < 160
+    assert sorted(p.name for p in (tmp_path / "a").rglob("*")) == ["b", "models"]
+
+
+def test_cli_refuses_an_escaping_name_in_one_line(files: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    res = run_cli("models", "import", str(files["gguf"]), "--role", "llm", "--name",
+                  "../../escaped", data_dir=data)
+    assert res.code == ExitCode.INPUT, res.err
+    assert res.err.strip().count("\n") == 0 and "Traceback" not in res.err
+    assert "invalid model name '../../escaped'" in res.err
+    assert not list(tmp_path.rglob("escaped*"))
+
+
+def test_a_symlink_out_of_the_folder_is_not_a_destination(files: dict[str, Path],
+                                                          tmp_path: Path) -> None:
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(b"mine")
+    mgr = ModelManager(tmp_path / "models", load_catalog())
+    (mgr.dir / "evil.gguf").symlink_to(outside)
+    with pytest.raises(ModelNameError, match="outside the models folder"):
+        mgr.import_file(files["gguf"], "llm", name="evil")
+    assert outside.read_bytes() == b"mine" and mgr.installed() == {}
+    assert sorted(p.name for p in mgr.dir.iterdir() if not p.name.startswith("installed")) == \
+        ["evil.gguf"]  # no temporary copy left behind
+
+
+def test_names_derived_from_file_names_are_valid() -> None:
+    assert _name_from(Path("/x/Ggml Small..EN.bin")) == "ggml-small.en"
+    assert _name_from(Path("/x/..")) == "model"
+    assert _name_from(Path("/x/CON.gguf")) == "model-con"
+    assert len(_name_from(Path("/x/" + "a" * 300 + ".gguf"))) == 100
+
+
+@pytest.mark.parametrize("file", ["../x.bin", "..", "a:b.bin", "x\ty.bin", "a\\b.bin"])
+def test_catalog_file_fields_are_plain_names(tmp_path: Path, file: str) -> None:
+    catalog = tmp_path / "catalog.toml"
+    catalog.write_text(f"""[[model]]
+name = "x"
+role = "asr"
+file = {json.dumps(file)}
+url = "https://127.0.0.1/x.bin"
+size_bytes = 1
+sha256 = ""
+licence = "MIT"
+description = "x"
+format = "whisper-ggml"
+""", encoding="utf-8")
+    with pytest.raises(ConfigError, match="file must be a plain file name"):
+        load_catalog(catalog)
+
+
+# --- one file per entry ---------------------------------------------------------------------------
+
+
+def _other_gguf(files: dict[str, Path], tmp_path: Path) -> Path:
+    other = tmp_path / "other" / "tiny-llama.gguf"
+    other.parent.mkdir(exist_ok=True)
+    other.write_bytes(files["gguf"].read_bytes() + b"another version")
+    return other
+
+
+def test_import_under_a_catalog_name_with_other_bytes_gets_its_own_file(
+        files: dict[str, Path], tmp_path: Path) -> None:
+    data = files["gguf"].read_bytes()
+    entry = CatalogEntry(name="tiny", role="llm", file="tiny-catalog.gguf",
+                         url="https://127.0.0.1/tiny.gguf", size_bytes=len(data),
+                         sha256=hashlib.sha256(data).hexdigest(), licence="MIT",
+                         description="tiny", format="gguf", verified=True)
+    mgr = ModelManager(tmp_path / "models", {"tiny": entry})
+    published = mgr.import_file(files["gguf"], "llm", name="tiny")
+    assert published.verified and published.file == "tiny-catalog.gguf"
+    local = mgr.import_file(_other_gguf(files, tmp_path), "llm", name="tiny")
+    assert (local.name, local.file, local.verified) == ("tiny-local", "tiny-local.gguf", False)
+    assert mgr.path(published).read_bytes() == data
+    for model in mgr.installed().values():  # every recorded hash is still true
+        assert sha256_file(mgr.path(model)) == model.sha256
+    # A file of the user's own never takes a catalog entry's file name either.
+    clash = mgr.import_file(files["gguf"], "llm", name="tiny-catalog")
+    assert clash.file == "tiny-catalog-2.gguf"
+
+
+def test_two_names_for_one_file_name_get_two_files(files: dict[str, Path],
+                                                   manager: ModelManager,
+                                                   tmp_path: Path) -> None:
+    first = manager.import_file(files["gguf"], "llm", name="same")
+    # An index written before one file per entry: another entry on the file "same.gguf".
+    index = json.loads((manager.dir / "installed.json").read_text())
+    index["older"] = {**index["same"], "name": "older"}
+    (manager.dir / "installed.json").write_text(json.dumps(index))
+    again = manager.import_file(_other_gguf(files, tmp_path), "llm", name="same")
+    assert again.file == "same-2.gguf" and manager.path(first).read_bytes() == \
+        files["gguf"].read_bytes()
+    for model in manager.installed().values():
+        assert sha256_file(manager.path(model)) == model.sha256
+    manager.remove("older")  # its file is nobody else's now
+    assert not manager.path(first).exists() and manager.path(again).exists()
+
+
+def test_removing_one_entry_keeps_a_file_another_uses(files: dict[str, Path],
+                                                      manager: ModelManager) -> None:
+    model = manager.import_file(files["gguf"], "llm", name="shared")
+    index = json.loads((manager.dir / "installed.json").read_text())
+    index["twin"] = {**index["shared"], "name": "twin", "file": "SHARED.gguf"}  # same, on macOS
+    index["shared"]["file"] = "shared.gguf"
+    (manager.dir / "installed.json").write_text(json.dumps(index))
+    manager.remove("shared")
+    assert manager.path(model).exists()
+
+
+def test_a_file_already_in_the_folder_is_imported_where_it_is(files: dict[str, Path],
+                                                              manager: ModelManager) -> None:
+    inside = manager.dir / "mine.gguf"
+    inside.write_bytes(files["gguf"].read_bytes())
+    model = manager.import_file(inside, "llm")
+    assert (model.name, model.file) == ("mine", "mine.gguf")
+    renamed = manager.import_file(inside, "llm", name="copy")  # another name: its own file
+    assert renamed.file == "copy.gguf" and inside.exists()
+    assert sorted(p.name for p in manager.dir.glob("*.gguf")) == ["copy.gguf", "mine.gguf"]

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from app.core.errors import ConfigError
+from app.models.validate import MAX_FILE_NAME_CHARS, name_problem
 
 ROLES = ("asr", "vad", "embedding", "tokenizer", "llm", "vlm", "mmproj")
 FORMATS = ("whisper-ggml", "gguf", "onnx", "json", "text")
@@ -59,8 +60,9 @@ def _entry(raw: dict[str, Any], where: str) -> CatalogEntry:
     if sha and not _SHA256.match(sha):
         raise ConfigError(f"{where}: sha256 must be 64 hex digits or empty")
     file = need("file", str)
-    if "/" in file or "\\" in file or file.startswith("."):
-        raise ConfigError(f"{where}: file must be a plain file name, got {file!r}")
+    problem = name_problem(file, MAX_FILE_NAME_CHARS)
+    if problem is not None:
+        raise ConfigError(f"{where}: file must be a plain file name, got {file!r} ({problem})")
     known = {"name", "role", "file", "url", "size_bytes", "sha256", "licence", "description",
              "format", "requires", "default", "verified", "source", "note"}
     return CatalogEntry(

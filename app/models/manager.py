@@ -2,10 +2,17 @@
 
 `installed.json` in the models dir records each installed file with its role and sha256. Writes
 go through a temp file and an atomic rename, under a lock, so two processes never corrupt it.
+
+Every name and file name is one plain component whose resolved path lies inside the models
+folder. Every installed model has a file of its own, so its recorded sha256 stays true: a model
+imported or downloaded from an address whose file name another installed model already uses, or
+that a catalog entry will use, gets a numbered one instead (`model-2.gguf`). Removing a model
+never deletes a file another entry still records.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -13,6 +20,7 @@ import shutil
 import ssl
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,8 +30,23 @@ from urllib.parse import urlsplit
 from app.core.errors import DaybookError
 from app.core.lock import DataDirLock
 from app.models.catalog import ROLES, CatalogEntry
-from app.models.download import ProgressFn, check_space, download, part_path
-from app.models.validate import sha256_file, validate_model_file
+from app.models.download import (
+    MAX_UNDECLARED_BYTES,
+    ProgressFn,
+    check_space,
+    download,
+    remove_orphan_part_info,
+    resumable_bytes,
+)
+from app.models.validate import (
+    MAX_NAME_CHARS,
+    ModelNameError,
+    check_file_name,
+    check_model_name,
+    name_problem,
+    sha256_file,
+    validate_model_file,
+)
 
 ROLE_FORMATS = {"asr": "whisper-ggml", "vad": "onnx", "embedding": "onnx", "tokenizer": "json",
                 "llm": "gguf", "vlm": "gguf", "mmproj": "gguf"}
@@ -47,11 +70,13 @@ class InstalledModel:
 
 class ModelManager:
     def __init__(self, models_dir: Path, catalog: dict[str, CatalogEntry], *,
-                 timeout_s: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
+                 timeout_s: float = 30.0, ssl_context: ssl.SSLContext | None = None,
+                 max_url_bytes: int = MAX_UNDECLARED_BYTES) -> None:
         self.dir = models_dir
         self.catalog = catalog
         self.timeout_s = timeout_s
         self.ssl_context = ssl_context
+        self.max_url_bytes = max_url_bytes  # cap for an address with no declared size
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._index = self.dir / "installed.json"
 
@@ -59,10 +84,11 @@ class ModelManager:
 
     def installed(self) -> dict[str, InstalledModel]:
         """Installed models whose file is still there (a deleted file is not installed)."""
+        remove_orphan_part_info(self.dir)  # a cancelled download's part deleted by its caller
         out = {}
         for name, raw in self._read().items():
             model = InstalledModel(**raw)
-            if (self.dir / model.file).is_file():
+            if _file_ok(model.file) and (self.dir / model.file).is_file():
                 out[name] = model
         return out
 
@@ -80,11 +106,12 @@ class ModelManager:
         return max(candidates, key=rank)
 
     def partial_bytes(self, name: str) -> int:
+        """Bytes of a catalog entry's download that the next attempt resumes from."""
         entry = self.catalog.get(name)
-        if entry is None:
+        if entry is None or not _file_ok(entry.file):
             return 0
-        part = part_path(self.dir / entry.file)
-        return part.stat().st_size if part.exists() else 0
+        file = self._free_file(entry.file, entry.name, self._read())
+        return resumable_bytes(entry.url, self.dir / file, entry.sha256)
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -102,14 +129,16 @@ class ModelManager:
                 continue
             if on_start is not None:
                 on_start(item)
-            dest = self.dir / item.file
+            # The catalog's file name, unless (an index from before one file per entry) another
+            # entry holds it.
+            dest = self._dest(self._free_file(item.file, item.name, self._read()))
             digest = download(
                 item.url, dest, size_bytes=item.size_bytes, sha256=item.sha256,
                 progress=progress, cancel=cancel, timeout_s=self.timeout_s,
                 ssl_context=self.ssl_context,
                 validate=_validator(item.format))
             done.append(self._record(InstalledModel(
-                name=item.name, role=item.role, file=item.file,
+                name=item.name, role=item.role, file=dest.name,
                 size_bytes=dest.stat().st_size, sha256=digest, origin="catalog",
                 installed_at=_now(), verified=bool(item.sha256))))
         return done
@@ -122,45 +151,65 @@ class ModelManager:
             raise ModelError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
         if not url.startswith("https://"):
             raise ModelError(f"only https:// addresses are allowed, not {url}")
+        if name is not None:
+            check_model_name(name)
         file = _name_from(Path(urlsplit(url).path or "model"))
         fmt = ROLE_FORMATS[role]
         file = file + _suffix(fmt) if not file.endswith(_suffix(fmt)) else file
-        name = name or Path(file).stem
+        name = check_model_name(name or Path(file).stem)
         if name in self.catalog:
             raise ModelError(f"{name} is a catalog model: download it by name instead")
-        dest = self.dir / file
-        digest = download(url, dest, progress=progress, cancel=cancel, timeout_s=self.timeout_s,
-                          ssl_context=self.ssl_context, validate=_validator(fmt))
+        dest = self._dest(self._free_file(file, name, self._read()))
+        digest = download(url, dest, max_bytes=self.max_url_bytes, progress=progress,
+                          cancel=cancel, timeout_s=self.timeout_s, ssl_context=self.ssl_context,
+                          validate=_validator(fmt))
         return self._record(InstalledModel(
-            name=name, role=role, file=file, size_bytes=dest.stat().st_size, sha256=digest,
+            name=name, role=role, file=dest.name, size_bytes=dest.stat().st_size, sha256=digest,
             origin="url", installed_at=_now(), verified=False))
 
     def import_file(self, source: Path, role: str, name: str | None = None) -> InstalledModel:
         """Copy a local model file into the models dir after validating it."""
         if role not in ROLES:
             raise ModelError(f"unknown role {role!r} (one of {', '.join(ROLES)})")
+        if name is not None:
+            check_model_name(name)
         fmt = validate_model_file(source, ROLE_FORMATS[role])
-        name = name or _name_from(source)
+        name = check_model_name(name or _name_from(source))
         entry = self.catalog.get(name)
         if entry is not None and entry.role != role:
             raise ModelError(f"{name} is a {entry.role} model in the catalog, not {role}")
-        file = entry.file if entry else f"{name}{_suffix(fmt)}"
-        dest = self.dir / file
-        if dest.exists() and dest.resolve() == source.resolve():
-            digest = sha256_file(dest)
-        else:
-            check_space(self.dir, source.stat().st_size)
-            tmp = dest.with_name(dest.name + ".import")
-            shutil.copyfile(source, tmp)
-            digest = sha256_file(tmp)
-            os.replace(tmp, dest)
-        verified = bool(entry and entry.sha256 and entry.sha256 == digest)
-        if entry and entry.sha256 and not verified:
-            # Same name, other bytes: keep it, but as the user's own file.
-            name = f"{name}-local"
-        return self._record(InstalledModel(
-            name=name, role=role, file=file, size_bytes=dest.stat().st_size, sha256=digest,
-            origin="import", installed_at=_now(), verified=verified))
+        root = self.dir.resolve()
+        src = source.resolve()
+        tmp: Path | None = None
+        try:
+            if src.parent == root:  # already in the models folder: hash it where it is
+                digest = sha256_file(src)
+            else:
+                check_space(self.dir, source.stat().st_size)
+                tmp = self._copy_in(src)
+                digest = sha256_file(tmp)
+            verified = bool(entry and entry.sha256 and entry.sha256 == digest)
+            if entry and entry.sha256 and not verified:
+                # Same name, other bytes: keep it, but as the user's own file (its own file too).
+                name, entry = _local_name(name), None
+            wanted = entry.file if entry else f"{name}{_suffix(fmt)}"
+            with self._locked():
+                index = self._read()
+                dest = self._dest(self._free_file(wanted, name, index))
+                if tmp is None and dest.resolve() != src:  # in the folder under another name
+                    tmp = self._copy_in(src)
+                if tmp is not None:
+                    os.replace(tmp, dest)
+                    tmp = None
+                model = InstalledModel(
+                    name=name, role=role, file=dest.name, size_bytes=dest.stat().st_size,
+                    sha256=digest, origin="import", installed_at=_now(), verified=verified)
+                index[name] = asdict(model)
+                self._write(index)
+        finally:
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
+        return model
 
     def remove(self, name: str) -> InstalledModel:
         with self._locked():
@@ -168,11 +217,46 @@ class ModelManager:
             if name not in index:
                 raise ModelError(f"{name} is not installed")
             model = InstalledModel(**index.pop(name))
-            still_used = any(m["file"] == model.file for m in index.values())
-            if not still_used:
+            still_used = model.file.casefold() in _files(index)
+            if not still_used and _file_ok(model.file):
                 (self.dir / model.file).unlink(missing_ok=True)
             self._write(index)
         return model
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def _dest(self, file: str) -> Path:
+        """The path of `file` in the models folder; ModelNameError unless it is a plain name
+        whose resolved path lies inside the folder."""
+        check_file_name(file)
+        root = self.dir.resolve()
+        if not (root / file).resolve().is_relative_to(root):
+            raise ModelNameError(f"{file!r} resolves to {(root / file).resolve()}, outside the "
+                                 f"models folder {root}")
+        return self.dir / file
+
+    def _free_file(self, wanted: str, name: str, index: dict[str, dict[str, Any]]) -> str:
+        """`wanted`, unless another installed entry uses that file (or, for a model not in the
+        catalog, a catalog entry will): then the first free `stem-N.suffix`. The same inputs
+        give the same answer, so a download run again resumes its own part."""
+        taken = _files({n: m for n, m in index.items() if n != name})
+        if name not in self.catalog:
+            taken |= {e.file.casefold() for e in self.catalog.values()}
+        if wanted.casefold() not in taken:
+            return wanted
+        own = str(index.get(name, {}).get("file", "")).casefold()
+        stem, suffix = _split_suffix(wanted)
+        for i in itertools.count(2):
+            candidate = f"{stem}-{i}{suffix}"
+            if candidate.casefold() not in taken and (candidate.casefold() == own or
+                                                      not (self.dir / candidate).exists()):
+                return candidate
+        raise AssertionError("unreachable")
+
+    def _copy_in(self, src: Path) -> Path:
+        tmp = self.dir / f".import-{uuid.uuid4().hex}.tmp"
+        shutil.copyfile(src, tmp)
+        return tmp
 
     # --- the index ---------------------------------------------------------------------------
 
@@ -185,6 +269,10 @@ class ModelManager:
     def _record(self, model: InstalledModel) -> InstalledModel:
         with self._locked():
             index = self._read()
+            others = {n: m for n, m in index.items() if n != model.name}
+            if model.file.casefold() in _files(others):  # only a concurrent install does this
+                raise ModelError(f"{model.file} was installed for another model at the same "
+                                 f"time; run the {model.origin} again")
             index[model.name] = asdict(model)
             self._write(index)
         return model
@@ -228,8 +316,35 @@ def _validator(fmt: str) -> Callable[[Path], object]:
 
 def _name_from(path: Path) -> str:
     stem = path.stem if path.suffix in (".gguf", ".onnx", ".bin", ".json") else path.name
-    name = re.sub(r"[^a-z0-9._-]+", "-", stem.lower()).strip("-.")
-    return name or "model"
+    name = re.sub(r"[^a-z0-9._-]+", "-", stem.lower())
+    name = re.sub(r"\.{2,}", ".", name).strip("-.")[:MAX_NAME_CHARS].rstrip("-.")
+    if name_problem(name) is not None:  # e.g. a Windows device name
+        name = f"model-{name}" if name else "model"
+    return name
+
+
+def _file_ok(file: str) -> bool:
+    """Whether a recorded file name is one component of the models folder (reading it, or
+    unlinking it, stays in the folder; a file there may be a link elsewhere, set up by the
+    user). New files get the stricter `check_file_name`."""
+    return bool(file) and file not in (".", "..") and not any(c in file for c in "/\\\0") \
+        and not os.path.isabs(file) and Path(file).name == file
+
+
+def _local_name(name: str) -> str:
+    return f"{name[:MAX_NAME_CHARS - len('-local')]}-local"
+
+
+def _files(index: dict[str, dict[str, Any]]) -> set[str]:
+    """The files the entries of `index` use, case-folded (one file on macOS and Windows)."""
+    return {str(m.get("file", "")).casefold() for m in index.values()}
+
+
+def _split_suffix(file: str) -> tuple[str, str]:
+    for suffix in (".gguf", ".onnx", ".bin", ".json", ".txt"):
+        if file.endswith(suffix) and len(file) > len(suffix):
+            return file[: -len(suffix)], suffix
+    return file, ""
 
 
 def _suffix(fmt: str) -> str:

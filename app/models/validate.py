@@ -9,17 +9,78 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import unicodedata
 from pathlib import Path
 
-from app.core.errors import DaybookError
+from app.core.errors import DaybookError, InputError
 
 GGUF_MAGIC = b"GGUF"
 WHISPER_MAGIC = 0x67676D6C  # "ggml", little-endian u32
 _CHUNK = 1 << 20
 
 
+MAX_NAME_CHARS = 100  # a model's name; its file name adds a suffix
+MAX_FILE_NAME_CHARS = 120
+# Characters that separate paths or are not allowed in file names on Windows.
+_FORBIDDEN = frozenset('/\\:<>"|?*')
+_WINDOWS_DEVICES = frozenset(["con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)),
+                              *(f"lpt{i}" for i in range(1, 10))])
+
+
 class ModelFileError(DaybookError):
     pass
+
+
+class ModelNameError(InputError):
+    """A model or file name that could leave the models folder or is not a plain file name."""
+
+
+def name_problem(name: str, max_chars: int = MAX_NAME_CHARS) -> str | None:
+    """Why `name` cannot be a model's name or a file name in the models folder, or None.
+
+    A name becomes (part of) a file name, so it must be one plain path component: no separators,
+    no `..`, no leading dot (hidden, or `.`/`..`), no control characters, a sane length, and
+    nothing Windows refuses in a file name.
+    """
+    if not name:
+        return "it is empty"
+    if len(name) > max_chars or len(name.encode("utf-8", "surrogatepass")) > 2 * max_chars:
+        return f"it is longer than {max_chars} characters"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in name):
+        return "it contains control characters"
+    if any(c in _FORBIDDEN for c in name):
+        return 'it contains a path separator or one of : < > " | ? *'
+    if name.startswith("."):
+        return "it starts with a dot"
+    if ".." in name:
+        return "it contains '..'"
+    if name != name.strip() or name.endswith("."):
+        return "it starts or ends with a space, or ends with a dot"
+    if name.split(".")[0].lower() in _WINDOWS_DEVICES:
+        return "it is a reserved device name on Windows"
+    return None
+
+
+def check_model_name(name: str) -> str:
+    """`name` if it is a valid model name, else ModelNameError (exit code 5) saying why."""
+    problem = name_problem(name)
+    if problem is not None:
+        raise ModelNameError(f"invalid model name {_short(name)}: {problem}")
+    return name
+
+
+def check_file_name(file: str) -> str:
+    """`file` if it is a plain file name for the models folder, else ModelNameError."""
+    problem = name_problem(file, MAX_FILE_NAME_CHARS)
+    if problem is not None:
+        raise ModelNameError(f"invalid model file name {_short(file)}: {problem}")
+    return file
+
+
+def _short(text: str) -> str:
+    """The name as Python writes it (control characters escaped: one line), cut if long."""
+    shown = repr(text)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def sniff_format(head: bytes) -> str | None:
