@@ -12,12 +12,13 @@ marks the child hung, the child is killed, every call in flight fails with `Engi
 next call starts a new child (with back-off when starting fails again and again).
 
 The child ignores the terminal's SIGINT (Ctrl-C reaches the whole process group; the parent
-decides how to stop) and exits by itself when its parent is gone, even when it is busy in native
-code at the time.
+decides how to stop) and exits when its parent is gone, even when it is busy in native code at the
+time (so an orphan never keeps the database open).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import importlib
 import itertools
@@ -51,8 +52,23 @@ class EngineError(DaybookError):
 # --- the child ----------------------------------------------------------------------------------
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """Exit when the parent is gone, even in the middle of a native call: the kernel's parent-
+    death signal on Linux (the parent spawns from a thread that lives as long as it does), and a
+    watchdog thread elsewhere."""
+    if hasattr(os, "sched_getaffinity"):  # Linux
+        import ctypes
+
+        with contextlib.suppress(OSError, AttributeError):
+            pr_set_pdeathsig = 1
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # it died before that took effect
+        os._exit(0)
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-parent",
+                     daemon=True).start()
+
+
 def _watch_parent(parent_pid: int) -> None:
-    """Exit when the parent is gone (the pipe's EOF is not seen while native code runs)."""
     import psutil
 
     while True:
@@ -66,8 +82,7 @@ def _serve(conn: Connection, factory: str, args: tuple[Any, ...], parent_pid: in
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):  # blocked in the parent around the spawn
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    threading.Thread(target=_watch_parent, args=(parent_pid,), name="watch-parent",
-                     daemon=True).start()
+    _die_with_parent(parent_pid)
     try:
         module, _, attr = factory.partition(":")
         backend = getattr(importlib.import_module(module), attr)(*args)
@@ -105,6 +120,28 @@ def _picklable(exc: BaseException) -> BaseException:
 
 # --- the parent ---------------------------------------------------------------------------------
 
+_keeper_pool: concurrent.futures.ThreadPoolExecutor | None = None
+_keeper_lock = threading.Lock()
+
+
+def _block_sigint() -> None:
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _keeper() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that starts every child. It lives as long as the process, so the Linux
+    parent-death signal (tied to the spawning thread) fires only when the process ends; and it
+    blocks SIGINT, a mask the children inherit, so a Ctrl-C that arrives while a child boots
+    (before it ignores SIGINT itself) does not kill it."""
+    global _keeper_pool
+    with _keeper_lock:
+        if _keeper_pool is None:
+            _keeper_pool = concurrent.futures.ThreadPoolExecutor(
+                1, thread_name_prefix="engine-keeper", initializer=_block_sigint)
+        return _keeper_pool
+
+
 
 @dataclass
 class _Reply:
@@ -123,14 +160,7 @@ class _Child:
         self.proc = ctx.Process(
             target=_serve, args=(child_conn, engine.factory, engine.args, os.getpid()),
             name=f"engine-{engine.name}", daemon=True)
-        blocked = hasattr(signal, "pthread_sigmask")
-        if blocked:  # the new process inherits the mask: no Ctrl-C window while it boots
-            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            self.proc.start()
-        finally:
-            if blocked:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        _keeper().submit(self.proc.start).result()
         child_conn.close()
         self.pid = self.proc.pid
         self.replies: dict[int, _Reply] = {}
