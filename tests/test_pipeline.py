@@ -291,3 +291,45 @@ def test_memory_worker_embeds_non_speech_by_its_class(tmp_path: Path) -> None:
     (moment, vec), = store.items.values()
     assert moment.sound == "noise" and moment.text == ""
     assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_deleting_a_range_forgets_what_is_kept_but_not_stored(tmp_path: Path) -> None:
+    """Moments in the journal or waiting for the store, and untranscribed audio, are deleted
+    with the range: nothing the user deleted comes back when the store answers again."""
+    from app.core.paths import DataPaths
+
+    class Down(InMemoryStore):
+        up = False
+
+        def add(self, items):
+            if not self.up:
+                raise OSError(28, "No space left on device")
+            super().add(items)
+
+    class Broken(ScriptedTranscriber):
+        def transcribe(self, pcm, rate):
+            raise RuntimeError("recogniser down")
+
+    data = DataPaths(tmp_path / "data").ensure()
+    cfg = Config().replace(memory={"flush_interval_s": 0.05})
+    store = Down()
+    pipe = build_pipeline(cfg, store=store, key_frames=KeyFrameDir(tmp_path / "k"),
+                          audio=ArrayAudioSource(_signal([(0.5, 1.5), (3.0, 4.0)], 5.0),
+                                                 start_s=START),
+                          vad=EnergyVad(), embedder=LexicalEmbedder(),
+                          transcriber=Broken([]), data=data)
+    pipe.memory.final_retry_s = 3.0
+    pipe.start()
+    deadline = time.monotonic() + 10
+    while pipe.memory.journaled < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pipe.memory.journaled == 2
+    asr = next(w for w in pipe.workers if w.name == "asr")
+    # The user deletes the first utterance's minute while the store is down.
+    asr.spool.forget(lambda t0_s, _id: t0_s < START + 2.0)
+    pipe.memory.forget(lambda m: m.t0_s < START + 2.0)
+    store.up = True
+    assert pipe.wait(20)
+    assert [round(m.t0_s - START, 1) for m, _ in store.items.values()] == [2.7]
+    assert not (data.memory / "journal.jsonl").exists()
+    assert [u.t0_s - START for u in asr.spool.pending()] == [pytest.approx(2.7, abs=0.1)]

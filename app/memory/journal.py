@@ -12,6 +12,7 @@ import dataclasses
 import json
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,21 @@ class MomentJournal:
         if bad:
             log.warning("memory journal: %d unreadable line(s) skipped", bad)
         return list(items.values())
+
+    def forget(self, doomed: Callable[[Moment], bool]) -> int:
+        """Remove the moments the user deleted (a range, retention); returns how many."""
+        items = self.load()
+        keep = [(m, v) for m, v in items if not doomed(m)]
+        if len(keep) == len(items):
+            return 0
+        tmp = self.path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        if keep:
+            MomentJournal(tmp).append(keep)
+            os.replace(tmp, self.path)
+        else:
+            self.clear()
+        return len(items) - len(keep)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)

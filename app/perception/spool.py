@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +76,16 @@ class UntranscribedSpool:
         if self.folder is not None:
             for suffix in (".json", ".wav"):
                 (self.folder / f"{id_}{suffix}").unlink(missing_ok=True)
+
+    def forget(self, doomed: Callable[[float, str], bool]) -> int:
+        """Drop kept utterances the user deleted, `doomed(t0_s, id)`; returns how many."""
+        gone = [u.id for u in list(self._items.values()) if doomed(u.t0_s, u.id)]
+        for id_ in gone:
+            self.done(id_)
+        return len(gone)
+
+    def __contains__(self, id_: str) -> bool:
+        return id_ in self._items
 
     def __len__(self) -> int:
         return len(self._items)

@@ -12,6 +12,7 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ from app.core.events import (
 )
 from app.core.paths import DataPaths
 from app.memory.base import Moment
+from app.memory.journal import MomentJournal
 from app.perception.spool import UntranscribedSpool
 from app.pipeline.factory import (
     build_pipeline,
     close_store,
+    journal_path,
     make_embedder,
     make_key_frames,
     make_store,
@@ -149,6 +152,22 @@ class DaybookService:
         log.info("deleted %d moments and %d log records naming them", len(moments), records)
         self.bus.emit(MomentsDeleted(tuple(m.id for m in moments)))
 
+    def _forget_kept(self, doomed: Callable[[float, str], bool]) -> None:
+        """What is kept but not stored yet (the journal, untranscribed audio) is forgotten too."""
+        spooled = self.spool.forget(doomed)
+        pipe = self.pipeline
+        if pipe is not None:
+            pipe.memory.forget(lambda m: doomed(m.t0_s, m.id))
+            return
+        try:
+            journaled = MomentJournal(journal_path(self.paths)).forget(
+                lambda m: doomed(m.t0_s, m.id))
+        except OSError as exc:
+            log.error("cannot remove deleted moments from the journal: %s", exc)
+            journaled = 0
+        if spooled or journaled:
+            log.info("forgot %d untranscribed and %d journaled moments", spooled, journaled)
+
     def apply_retention(self, now_s: float | None = None) -> int:
         """Forget what is older than `[privacy] retention_days` (0 keeps everything)."""
         days = self.cfg.privacy.retention_days
@@ -156,6 +175,7 @@ class DaybookService:
             return 0
         cutoff = (now_s or time.time()) - days * 86_400
         gone = self.store.delete_before(cutoff)
+        self._forget_kept(lambda t0_s, _id: t0_s < cutoff)
         for m in gone:
             if m.key_frame:
                 self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
@@ -178,6 +198,7 @@ class DaybookService:
         from app.core.logs import forget_logged
 
         forget_logged(t0_s, t1_s)  # what was logged in the range (a typed question at DEBUG)
+        self._forget_kept(lambda t, _id: t0_s <= t < t1_s)
         self.delete(doomed)
         return len(doomed)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -216,6 +218,8 @@ class AsrWorker(Worker):
             log.error("transcribing %s again failed (try %d of %d): %s", u.id, tries,
                       self.max_tries, exc)
             return False
+        if u.id not in self.spool:  # the user deleted it meanwhile
+            return False
         self._send(UtteranceTranscribed(id=u.id, text=text, t0_s=u.t0_s, t1_s=u.t1_s,
                                         sound=SoundClass(u.sound),
                                         backend=self.transcriber.name, retry=True))
@@ -304,6 +308,8 @@ class MemoryWorker(Worker):
         self._oldest_pending = 0.0
         self._retry_at = 0.0
         self._soon = threading.Event()  # commit at the next turn, not after flush_interval_s
+        self._forget: list[Callable[[Moment], bool]] = []  # deletions asked from other threads
+        self._forgotten = 0  # how many of them are applied
         self.stored = {"utterance": 0, "clip": 0}
         self.recovered = 0  # moments from an earlier run's journal, now stored
         self.kept_reported = 0
@@ -372,10 +378,37 @@ class MemoryWorker(Worker):
             self.flush()
 
     def idle(self) -> None:
+        self._apply_forget()
         if (self._pending and time.monotonic() >= self._retry_at
                 and (self._soon.is_set() or self.kept_reported
                      or time.monotonic() - self._oldest_pending >= self.flush_interval_s)):
             self.flush()
+
+    def forget(self, doomed: Callable[[Moment], bool]) -> None:
+        """From any thread: the user deleted these moments; drop them from what is pending and
+        from the journal (and from the store, if a commit was under way at the time)."""
+        self._forget.append(doomed)
+
+    def _apply_forget(self) -> None:
+        requests = self._forget[self._forgotten:]
+        if not requests:
+            return
+        self._forgotten += len(requests)
+
+        def doomed(m: Moment) -> bool:
+            return any(request(m) for request in requests)
+
+        before = len(self._pending)
+        self._pending = [(m, v) for m, v in self._pending if not doomed(m)]
+        if self.journal is not None and self._journaled:
+            try:
+                self.journal.forget(doomed)
+            except OSError as exc:
+                self._report(f"cannot remove deleted moments from the journal: {exc}")
+        self._journaled = {m.id for m, _ in self._pending} & self._journaled
+        if before != len(self._pending):
+            log.info("memory: %d pending moments deleted before they were stored",
+                     before - len(self._pending))
 
     def flush_soon(self) -> None:
         """From any thread: commit what is pending (and what arrives next) without waiting for
@@ -395,6 +428,7 @@ class MemoryWorker(Worker):
                       self.last_error, where)
 
     def flush(self) -> None:
+        self._apply_forget()
         if not self._pending:
             return
         texts = [
@@ -406,12 +440,20 @@ class MemoryWorker(Worker):
                 self._pending[i] = (self._pending[i][0], vec)
         while self._pending:
             batch = [(m, v) for m, v in self._pending[: self.max_add] if v is not None]
+            asked = len(self._forget)
             try:
                 self.store.add(batch)
             except Exception as exc:
                 self._keep(exc)
                 return
             del self._pending[: len(batch)]
+            late = [m.id for m, _ in batch for request in self._forget[asked:] if request(m)]
+            if late:  # deleted while this commit was under way
+                with contextlib.suppress(Exception):
+                    self.store.delete(late)
+                batch = [(m, v) for m, v in batch if m.id not in late]
+                if not batch:
+                    continue
             self._committed(batch)
         self._soon.clear()
         if self._journaled and self.journal is not None:
