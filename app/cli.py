@@ -46,10 +46,12 @@ class Session:
 
 
 @contextlib.contextmanager
-def open_session(args: argparse.Namespace) -> Iterator[Session]:
-    """Config, data dir, logging and the data-dir lock, in that order."""
+def open_session(args: argparse.Namespace, *, records: bool = True) -> Iterator[Session]:
+    """Config, data dir, logging and the data-dir lock, in that order. A command that only reads
+    (`records=False`) still works on a full disk."""
     cfg = load_config(default_config_path(args.config))
-    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
+    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure(
+        **({} if records else {"min_free_bytes": 0}))
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
     log.info("daybook %s, data dir %s, config %s", __version__, paths.root, cfg.source)
     with DataDirLock(paths.lock_file) as lock:
@@ -252,7 +254,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from app.reasoning.extractive import ExtractiveReasoner
     from app.reasoning.retrieve import answer_question
 
-    with open_session(args) as s:
+    with open_session(args, records=False) as s:
         answer = answer_question(_retrieval(s), ExtractiveReasoner(), args.question)
         citations = answer.citations
         # The question's text only at DEBUG (privacy), its length at INFO.
@@ -276,7 +278,7 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         time.strptime(day, "%Y-%m-%d")
     except ValueError as exc:
         raise InputError(f"--day must look like 2026-11-24, got {day!r}") from exc
-    with open_session(args) as s:
+    with open_session(args, records=False) as s:
         retriever = _retrieval(s)
         moments = retriever.store.moments_on_day(day)
         items = [
@@ -303,7 +305,8 @@ def _model_manager(args: argparse.Namespace) -> Any:
     from app.pipeline.factory import open_model_manager
 
     cfg = load_config(default_config_path(args.config))
-    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
+    # Listing or removing models must work on a full disk (a download checks space itself).
+    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure(min_free_bytes=0)
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
     return open_model_manager(cfg, paths)
 

@@ -90,12 +90,17 @@ def _check_usable(root: Path, *, existed: bool, min_free_bytes: int) -> None:
             _warn(f"the data dir {root} can be read by other users (mode "
                   f"{st.st_mode & 0o777:o}); `chmod 700 {root}` makes it private")
     # Writing is the only sure test (a read-only mount, ACLs, root or not).
-    fd, probe = tempfile.mkstemp(prefix=_PROBE, dir=root)
     try:
-        os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-        os.unlink(probe)
+        fd, probe = tempfile.mkstemp(prefix=_PROBE, dir=root)
+        try:
+            os.write(fd, b"\0" * 4096)
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC or min_free_bytes:
+            raise
+        _warn(f"the disk that holds the data dir {root} is full")  # reading still works
     free = shutil.disk_usage(root).free
     if free < min_free_bytes:
         raise DataDirError(
