@@ -18,6 +18,7 @@ time (so an orphan never keeps the database open).
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures
 import contextlib
 import importlib
@@ -120,6 +121,8 @@ def _picklable(exc: BaseException) -> BaseException:
 
 # --- the parent ---------------------------------------------------------------------------------
 
+_exiting = threading.Event()  # the interpreter is exiting: children die with it, unreported
+atexit.register(_exiting.set)  # runs before multiprocessing's own exit handler stops children
 _keeper_pool: concurrent.futures.ThreadPoolExecutor | None = None
 _keeper_lock = threading.Lock()
 
@@ -358,7 +361,7 @@ class EngineProcess:
             first = child.dead is None
             child.dead = child.dead or why
         child.fail_all(why)
-        if not first or self._closed or child.engine is not self:
+        if not first or self._closed or _exiting.is_set():
             return
         child.kill()
         self.failures += 1
