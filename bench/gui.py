@@ -9,9 +9,16 @@ there is no display), and:
     page: set the scroll bar, process events until the viewport has painted);
   - the worst event-loop stall during each phase: a 5 ms QTimer records the longest gap between
     its ticks (design target: ≤ 30 ms).
-Writes bench/out/gui.json (the "timeline" entry; other GUI figures go beside it).
+Start, switch, stop (`measure_control_stall`): the main window as the app runs it, the worst
+event-loop stall while it starts recording (the demo replayed as if live, as at start-up), plays
+the demo while recording ("Play demo": the old pipeline drains, the new one starts), stops, and
+quits (the window closes, the pipeline drains behind it). Each phase runs until the window says
+"Recording" (and 1.5 s more) or the pipeline is stopped/closed.
 
-    python bench/gui.py [--moments 5000]
+Writes bench/out/gui.json ("cold_start", "pipeline_stall", "control_stall", "timeline"; with
+--only, the other entries are kept as they were).
+
+    python bench/gui.py [--moments 5000] [--only cold|ingest|control|timeline]
 """
 
 from __future__ import annotations
@@ -276,8 +283,6 @@ def measure_cold_start(runs: int = 5) -> dict:
 def measure_pipeline_stall(repeat: int = 6) -> dict:
     """The main window's event loop while the real pipeline ingests flat out: the demo audio
     tiled `repeat` times (replayed as fast as it goes) and the demo video at real-time pace."""
-    import tempfile
-
     import numpy as np
     from PySide6.QtCore import QTimer
 
@@ -297,10 +302,11 @@ def measure_pipeline_stall(repeat: int = 6) -> dict:
         service = DaybookService(Config(), DataPaths(Path(tmp) / "data").ensure())
         window = MainWindow(service)
         window.show()
-        from app.ui.app import favour_gui_thread, settle_memory
+        from app.ui.app import favour_gui_thread, preload_pipeline_modules, settle_memory
 
         switch_interval_s = sys.getswitchinterval()
         favour_gui_thread()  # as run_gui does
+        preload_pipeline_modules()
         settle_memory()  # as the app does after start-up
         now = time.time()
         pipe = service.start(audio=WavFileSource(wav, start_s=now),
@@ -320,46 +326,144 @@ def measure_pipeline_stall(repeat: int = 6) -> dict:
         timer.stop()
         sys.setswitchinterval(switch_interval_s)
         media_s = audio.position_s
-        service.close()
-        window.close()
+        frames_shown = window.frames_shown
+        window.close()  # the pipeline drains and the service closes behind it
+        while not window.control.is_closed:
+            app.processEvents()
+            time.sleep(0.01)
+        window.deleteLater()
     gaps = np.diff(ticks) * 1000
     return {"media_seconds": round(media_s, 1), "wall_seconds": round(wall, 2),
             "ticks": len(ticks), "max_stall_ms": round(float(gaps.max()), 1),
             "p99_gap_ms": round(float(np.percentile(gaps, 99)), 1),
-            "preview_frames": window.frames_shown}
+            "preview_frames": frames_shown}
+
+
+CONTROL_PHASES = ("start", "play_demo_while_recording", "stop", "quit")
+
+
+def measure_control_stall(record_s: float = 1.5) -> dict:
+    """The main window's event loop while it starts recording, plays the demo while recording,
+    stops and quits, as the app does it (see the module docstring). Per phase: the worst
+    event-loop gap, how long the call took on the GUI thread, and how long until done."""
+    from PySide6.QtCore import QCoreApplication, QEventLoop
+
+    from app.core.config import Config
+    from app.core.paths import DataPaths
+    from app.pipeline.service import DaybookService
+    from app.ui.app import (
+        DEMO_DIR,
+        favour_gui_thread,
+        preload_pipeline_modules,
+        replay_sources,
+        settle_memory,
+    )
+    from app.ui.main_window import MainWindow
+
+    _qt_app()
+
+    def run_until(done: Callable[[], bool], timeout_s: float = 120.0) -> float:
+        deadline = time.perf_counter() + timeout_s
+        while not done():
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the window did not get there")
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 5)
+        return time.perf_counter()
+
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="daybook-control-") as tmp:
+        service = DaybookService(Config(), DataPaths(Path(tmp) / "data").ensure())
+        window = MainWindow(service, Path(tmp) / "config.toml")
+        # As run_gui does:
+        switch_interval_s = sys.getswitchinterval()
+        favour_gui_thread()
+        window.control.started.connect(lambda _started: settle_memory())
+        preload_pipeline_modules()
+        settle_memory()
+        window.show()
+        run_until(lambda: True)
+        probe = _StallProbe()
+        probe.start()
+
+        def recording(key: str) -> Callable[[], bool]:
+            return lambda: (window.control.key == key and window.control.state == "running"
+                            and window.state_label.text() == "Recording")
+
+        def phase(name: str, ask: Callable[[], object], done: Callable[[], bool],
+                  then_s: float = 0.0) -> None:
+            probe.reset()
+            t0 = time.perf_counter()
+            ask()
+            call_ms = ms(time.perf_counter() - t0)
+            t_done = run_until(done)
+            run_until(lambda: time.perf_counter() > t_done + then_s)
+            result[name] = {"worst_stall_ms": probe.reset(), "call_ms": call_ms,
+                            "done_after_s": round(t_done - t0, 2)}
+
+        demo = (str(DEMO_DIR / "demo.mp4"), str(DEMO_DIR / "demo.wav"))
+        phase("start", lambda: window.start_recording("live", lambda: replay_sources(*demo)),
+              recording("live"), record_s)
+        phase("play_demo_while_recording", window.play_demo, recording("demo"), record_s)
+        phase("stop", window.control.stop, lambda: window.control.state == "idle")
+        phase("quit", window.close, lambda: window.control.is_closed)
+        probe.timer.stop()
+        sys.setswitchinterval(switch_interval_s)
+        window.deleteLater()
+        run_until(lambda: True)
+    result["max_stall_ms"] = max(result[p]["worst_stall_ms"] for p in CONTROL_PHASES)
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--moments", type=int, default=5000)
     parser.add_argument("--stall-runs", type=int, default=5)
+    parser.add_argument("--control-runs", type=int, default=3)
+    parser.add_argument("--only", choices=["cold", "ingest", "control", "timeline"])
     args = parser.parse_args()
-    cold = measure_cold_start()
-    print("cold start to window shown (target 2 s):")
-    for key, value in cold.items():
-        print(f"  {key}  {value}")
-    # Stalls are rare events: one run can miss them, so the ingest runs several times.
-    runs = [measure_pipeline_stall() for _ in range(args.stall_runs)]
-    stall = {"runs": runs, "max_stall_ms": max(r["max_stall_ms"] for r in runs),
-             "p99_gap_ms": max(r["p99_gap_ms"] for r in runs)}
-    print(f"GUI event loop while the pipeline ingests flat out, {len(runs)} runs (target 30 ms):")
-    for r in runs:
-        print("  " + "  ".join(f"{key} {value}" for key, value in r.items()))
-    print(f"  worst of all runs: max_stall_ms {stall['max_stall_ms']}, p99_gap_ms "
-          f"{stall['p99_gap_ms']}")
-    timeline = measure_timeline(args.moments)
-    width = max(len(k) for k in timeline)
-    print(f"timeline, a day with {args.moments} moments:")
-    for key, value in timeline.items():
-        print(f"  {key:{width}}  {value}")
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / "gui.json"
     report = json.loads(path.read_text()) if path.exists() else {"benchmark": "gui"}
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}
-    report["cold_start"] = cold
-    report["pipeline_stall"] = stall
-    report["timeline"] = timeline
+    if args.only in (None, "cold"):
+        cold = report["cold_start"] = measure_cold_start()
+        print("cold start to window shown (target 2 s):")
+        for key, value in cold.items():
+            print(f"  {key}  {value}")
+    if args.only in (None, "ingest"):
+        # Stalls are rare events: one run can miss them, so the ingest runs several times.
+        runs = [measure_pipeline_stall() for _ in range(args.stall_runs)]
+        stall = report["pipeline_stall"] = {
+            "runs": runs, "max_stall_ms": max(r["max_stall_ms"] for r in runs),
+            "p99_gap_ms": max(r["p99_gap_ms"] for r in runs)}
+        print(f"GUI event loop while the pipeline ingests flat out, {len(runs)} runs "
+              "(target 30 ms):")
+        for r in runs:
+            print("  " + "  ".join(f"{key} {value}" for key, value in r.items()))
+        print(f"  worst of all runs: max_stall_ms {stall['max_stall_ms']}, p99_gap_ms "
+              f"{stall['p99_gap_ms']}")
+    if args.only in (None, "control"):
+        runs = [measure_control_stall() for _ in range(args.control_runs)]
+        control = report["control_stall"] = {
+            "runs": runs, "max_stall_ms": max(r["max_stall_ms"] for r in runs),
+            **{f"{p}_worst_stall_ms": max(r[p]["worst_stall_ms"] for r in runs)
+               for p in CONTROL_PHASES}}
+        print(f"GUI event loop while the window starts, plays the demo while recording, stops "
+              f"and quits, {len(runs)} runs (target 30 ms):")
+        for r in runs:
+            print("  " + "  ".join(f"{p}: stall {r[p]['worst_stall_ms']} ms, call "
+                                   f"{r[p]['call_ms']} ms, done {r[p]['done_after_s']} s;"
+                                   for p in CONTROL_PHASES))
+        print(f"  worst of all runs: max_stall_ms {control['max_stall_ms']} ("
+              + ", ".join(f"{p} {control[f'{p}_worst_stall_ms']}" for p in CONTROL_PHASES)
+              + ")")
+    if args.only in (None, "timeline"):
+        timeline = report["timeline"] = measure_timeline(args.moments)
+        width = max(len(k) for k in timeline)
+        print(f"timeline, a day with {args.moments} moments:")
+        for key, value in timeline.items():
+            print(f"  {key:{width}}  {value}")
     path.write_text(json.dumps(report, indent=2))
     print(f"wrote {path}")
 

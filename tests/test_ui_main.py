@@ -30,23 +30,31 @@ pytestmark = pytest.mark.slow
 def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
     service = DaybookService(Config(), DataPaths(tmp_path / "data").ensure())
     win = MainWindow(service, tmp_path / "config.toml")
-    qtbot.addWidget(win)
-    win.show()
+    win.show()  # not qtbot.addWidget: it would close and delete the window before `close`
     yield win
-    service.close()
+    close(qtbot, win)
 
 
-def _fake_run(win: MainWindow) -> None:
+def close(qtbot, win: MainWindow) -> None:  # type: ignore[no-untyped-def]
+    """As the app quits: the window closes at once, then the pipeline drains and the service
+    closes behind it (`control.closed`)."""
+    win.close()
+    qtbot.waitUntil(lambda: win.control.is_closed, timeout=60_000)
+    win.deleteLater()
+
+
+def _fake_run(win: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
     now = time.time() - 10
     audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.0)], 7.0), start_s=now)
     video = ListFrameSource([_scene(1)] * 4 + [_scene(2)] * 4, fps=1.0, start_s=now)
-    win.service.start(audio=audio, video=video, vad=EnergyVad(),
-                      transcriber=ScriptedTranscriber(["the spare key is under the blue pot",
-                                                       "lunch at noon with Sam"]))
+    win.start_recording("fakes", lambda: (audio, video, []), vad=EnergyVad(),
+                        transcriber=ScriptedTranscriber(["the spare key is under the blue pot",
+                                                         "lunch at noon with Sam"]))
+    qtbot.waitUntil(lambda: win.control.state == "running", timeout=10_000)
 
 
 def test_preview_transcript_and_streamed_answer_on_fakes(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
-    _fake_run(window)
+    _fake_run(window, qtbot)
     qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=10_000)
     assert window.preview.pixmap() is not None and not window.preview.pixmap().isNull()
     qtbot.waitUntil(lambda: [r.text for r in window.transcript.rows if r.state == "done"]
@@ -102,7 +110,7 @@ def test_pause_withholds_everything_and_resume_restores(window: MainWindow, qtbo
     assert not window.service.is_recording
     assert window.state_label.text().startswith("Paused")
     assert "PAUSED" in window.rec.text()
-    _fake_run(window)
+    _fake_run(window, qtbot)
     qtbot.waitUntil(lambda: window.service.pipeline is not None
                     and window.service.pipeline.wait(0.01), timeout=10_000)
     assert window.service.store.count() == {"utterance": 0, "clip": 0}
@@ -118,22 +126,19 @@ def test_incognito_resumes_by_itself(window: MainWindow, qtbot) -> None:  # type
     qtbot.waitUntil(lambda: "Paused" not in window.state_label.text(), timeout=3000)
 
 
-def test_first_run_without_devices_explains_and_offers_the_demo(window: MainWindow) -> None:
-    from app.ui.app import _start
-
-    _start(window, None, None, ["no microphone 'default' is available"])
-    assert window.banner.isVisible()
+def test_first_run_without_devices_explains_and_offers_the_demo(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    window.start_recording("live", lambda: (None, None, ["no microphone 'default' is available"]))
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.control.state == "idle",
+                    timeout=10_000)
+    assert window.state_label.text() == "Not recording" and "IDLE" in window.rec.text()
     text = window.banner_text.text()
     assert "No camera" in text and "no microphone" in text and "No models downloaded" in text
     assert window.demo_button.isVisible()
 
 
 def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media, qtbot) -> None:  # type: ignore[no-untyped-def]
-    audio, video, problems = replay_sources(str(media.video), str(media.wav))
-    assert problems == []
-    from app.ui.app import _start
-
-    _start(window, audio, video, problems)
+    window.start_recording("replay", lambda: replay_sources(str(media.video), str(media.wav)))
+    qtbot.waitUntil(lambda: window.state_label.text() == "Recording", timeout=20_000)
     assert not window.banner.isVisible()
     qtbot.waitUntil(lambda: window.frames_shown >= 5, timeout=15_000)
     qtbot.waitUntil(lambda: any("breakfast" in r.text for r in window.transcript.rows),
@@ -159,10 +164,11 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
         mediagen.write_wav(long_wav, np.tile(pcm, 6))
     audio = WavFileSource(long_wav, start_s=now)  # not real time: as fast as it goes
     video = Cv2FrameSource(str(media.video), max_fps=5.0, start_s=now, realtime=True)
-    from app.ui.app import favour_gui_thread, settle_memory
+    from app.ui.app import favour_gui_thread, preload_pipeline_modules, settle_memory
 
     switch_interval_s = sys.getswitchinterval()
     favour_gui_thread()  # as run_gui does
+    preload_pipeline_modules()
     settle_memory()  # as the app does after start-up
     pipe = window.service.start(audio=audio, video=video)
     settle_memory()  # as the app does once the pipeline runs
@@ -194,6 +200,66 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
     assert worst < 60, f"GUI stalled {worst:.0f} ms (target 30 ms)"
 
 
+def test_gui_never_waits_for_start_switch_stop_or_quit(window: MainWindow, media: Media,  # type: ignore[no-untyped-def]
+                                                      qtbot, record_property) -> None:
+    """The real pipeline (pocketsphinx in its child process, Chroma in its own): starting it
+    (waits for the recogniser's process), "Play demo" while recording (drains the old pipeline,
+    starts a new one), stopping and quitting all run off the GUI thread: its event loop keeps
+    ticking throughout."""
+    from PySide6.QtCore import Qt
+
+    from app.ui.app import favour_gui_thread, preload_pipeline_modules, settle_memory
+
+    switch_interval_s = sys.getswitchinterval()
+    favour_gui_thread()  # as run_gui does before the window shows
+    preload_pipeline_modules()
+    settle_memory()
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    calls_s: dict[str, float] = {}
+
+    def ask(name: str, call) -> None:  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        call()
+        calls_s[name] = time.perf_counter() - t0
+
+    def recording(key: str) -> bool:
+        return window.control.key == key and window.state_label.text() == "Recording"
+
+    def sources():  # type: ignore[no-untyped-def]
+        return replay_sources(str(media.video), str(media.wav))
+
+    timer.start(5)
+    try:
+        ask("start", lambda: window.start_recording("live", sources))
+        assert "STARTING" in window.rec.text()
+        qtbot.waitUntil(lambda: recording("live"), timeout=20_000)
+        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=10_000)
+        ask("switch", lambda: window.start_recording("demo", sources))  # as "Play demo" does
+        qtbot.waitUntil(lambda: recording("demo"), timeout=30_000)
+        qtbot.wait(500)
+        ask("stop", window.control.stop)
+        qtbot.waitUntil(lambda: window.control.state == "idle", timeout=30_000)
+        ask("quit", window.close)
+        qtbot.waitUntil(lambda: window.control.is_closed, timeout=30_000)
+    finally:
+        timer.stop()
+        sys.setswitchinterval(switch_interval_s)
+    gaps_ms = np.diff(ticks) * 1000
+    worst = float(gaps_ms.max())
+    record_property("gui_max_stall_control_ms", round(worst, 1))
+    print(f"GUI event loop while starting, switching, stopping and quitting: {len(ticks)} ticks, "
+          f"max gap {worst:.1f} ms; calls {({k: round(v * 1000, 1) for k, v in calls_s.items()})} ms")
+    assert max(calls_s.values()) < 0.1, calls_s  # asked, never waited for
+    # Before, the GUI thread waited 1.5 s for a start and 2.3 s for a switch. Measured now on
+    # 2 shared cores: worst 17-48 ms (the recogniser's child booting and the video decoder's
+    # threads compete for the CPU; bench/gui.py reports it against the 30 ms target). The bound
+    # leaves room for a loaded CI machine and still fails any wait for a start or a drain.
+    assert worst < 100, f"GUI stalled {worst:.0f} ms while starting/stopping (target 30 ms)"
+
+
 @pytest.mark.pulse
 @pytest.mark.skipif(not pulse.available(), reason=pulse.SKIP_REASON)
 def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,  # type: ignore[no-untyped-def]
@@ -203,7 +269,6 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
     file), told something, then asked about it out loud with the wake name, then by typing."""
     import tempfile
 
-    from app.ui.app import _start, live_sources
 
     # The default wake name, which pocketsphinx's language model does not know: it is spotted.
     speech = mediagen.conversation([(0.5, "I left my keys in the kitchen drawer"),
@@ -214,13 +279,11 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
         assert cfg.assistant.wake_name == "Daybook"
         service = DaybookService(cfg, DataPaths(tmp_path / "data").ensure())
         win = MainWindow(service, tmp_path / "config.toml")
-        qtbot.addWidget(win)
         win.show()
         try:
-            audio, video, problems = live_sources(cfg)
-            assert problems == [] and audio is not None and video is not None
-            _start(win, audio, video, problems)
-            assert win.state_label.text() == "Recording"
+            win.start_live()  # the devices open off the GUI thread
+            qtbot.waitUntil(lambda: win.state_label.text() == "Recording", timeout=20_000)
+            assert not win.banner.isVisible(), win.problems
             qtbot.waitUntil(lambda: win.frames_shown >= 3, timeout=10_000)  # the camera shows
             server.feed(speech)
             qtbot.waitUntil(lambda: any(ex.done for ex in win.exchanges.values()),
@@ -233,7 +296,7 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
             answer = win.conversation.toPlainText()
             sources = [c.source.name for c in service.pipeline.captures] if service.pipeline else []
         finally:
-            service.close()
+            close(qtbot, win)
     print(f"heard through the microphone: {heard}; answered: {answer!r}")
     # Here pocketsphinx hears both exactly; allow it a word or two elsewhere.
     assert len(heard) == 2 and "keys" in heard[0] and "drawer" in heard[0], heard

@@ -178,7 +178,8 @@ def test_devices_are_listed_with_none_and_default(dialog: SettingsDialog) -> Non
     assert cams == ["Camera 0", "File or stream URL", "(none)"]
     assert dialog.devices.camera.currentText() == "Camera 0"  # the default config's camera
     assert not dialog.devices.camera_url.isEnabled()
-    assert "restarts" in " ".join(w.text() for w in dialog.devices.findChildren(settings.QLabel))
+    assert "take effect at once" in " ".join(
+        w.text() for w in dialog.devices.findChildren(settings.QLabel))
 
 
 @pytest.mark.parametrize("failure", [
@@ -411,7 +412,8 @@ def test_save_writes_a_toml_that_load_config_reads_back(qtbot, dialog: SettingsD
     assert cfg.models.dir == str(tmp_path / "weights")
     assert cfg.vad == Config().vad  # untouched sections keep their defaults
     status = d.status.text()
-    assert "Restart Daybook to use the new devices and data folder and models folder" in status
+    assert "Switching to the new devices." in status
+    assert "Restart Daybook to use the new data folder and models folder" in status
 
     again = open_dialog()  # a new dialog shows what the file says
     assert again.assistant.wake_name.text() == "Ada"

@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import sys
 import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -274,13 +275,20 @@ def test_delete_removes_from_view_store_and_disk(qtbot, window, service, day_mom
     assert window.day_counts.text() == "7 moments · 3 seen · 4 heard"
 
 
+def export(qtbot, window: TimelineWindow, out: Path, moment_id: str | None = None) -> list[Path]:
+    with qtbot.waitSignal(window.exported, timeout=10_000) as done:
+        assert window.export_moment(out, moment_id)
+    return done.args[0]
+
+
 def test_export_writes_jpeg_and_json(qtbot, window, service, day_moments, tmp_path):
     show(qtbot, window, DAY)
     target = day_moments[4]  # a clip with a caption
     window.open_moment(target.id)
     out = tmp_path / "export"
-    files = window.export_moment(out)
+    files = export(qtbot, window, out)
     assert sorted(p.name for p in files) == [f"{target.id}.jpg", f"{target.id}.json"]
+    assert window.moment_view.status.text().startswith("Saved ")
     image = cv2.imread(str(out / f"{target.id}.jpg"))
     assert image is not None and image.shape == (360, 480, 3)
     info = json.loads((out / f"{target.id}.json").read_text())
@@ -290,10 +298,59 @@ def test_export_writes_jpeg_and_json(qtbot, window, service, day_moments, tmp_pa
     assert dt.datetime.fromisoformat(info["start"]).timestamp() == pytest.approx(target.t0_s)
 
     said = day_moments[1]  # 09:00:25, just after the 09:00:12 clip: a camera frame near it
-    files = window.export_moment(out, said.id)
+    files = export(qtbot, window, out, said.id)
     assert sorted(p.name for p in files) == [f"{said.id}-nearby.jpg", f"{said.id}.json"]
     info = json.loads((out / f"{said.id}.json").read_text())
     assert info["text"] == said.text and info["sound"] == "speech"
+
+
+def test_export_runs_off_the_gui_thread(qtbot, window, service, day_moments, tmp_path,
+                                        monkeypatch):
+    """Copying files (a slow disk, a network folder) never holds up the window."""
+    import shutil
+
+    from PySide6.QtCore import QTimer
+
+    import app.ui.timeline as timeline
+
+    copied_on: list[int] = []
+    copy = shutil.copyfile
+
+    def slow_copy(src, dst):  # type: ignore[no-untyped-def]
+        copied_on.append(threading.get_ident())
+        time.sleep(0.5)
+        return copy(src, dst)
+
+    monkeypatch.setattr(timeline.shutil, "copyfile", slow_copy)
+    show(qtbot, window, DAY)
+    target = day_moments[4]
+    window.open_moment(target.id)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(window.exported, timeout=10_000):
+        assert window.export_moment(tmp_path / "out")
+        asked_s = time.perf_counter() - t0
+        assert window.moment_view.status.text() == "Exporting\u2026"
+    timer.stop()
+    assert asked_s < 0.1, f"export_moment took {asked_s:.2f} s on the GUI thread"
+    assert copied_on and copied_on[0] != threading.get_ident()
+    gaps = np.diff([t0, *ticks])
+    assert len(ticks) >= 20 and gaps.max() < 0.2  # the event loop ran all along
+    assert (tmp_path / "out" / f"{target.id}.jpg").exists()
+
+
+def test_export_failure_is_shown(qtbot, window, service, day_moments, tmp_path):
+    show(qtbot, window, DAY)
+    window.open_moment(day_moments[4].id)
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    with qtbot.waitSignal(window.exportFailed, timeout=10_000) as failed:
+        window.export_moment(blocker / "export")
+    assert failed.args[0].startswith("Could not export:")
+    assert window.moment_view.status.text() == failed.args[0]
 
 
 def test_day_navigation(qtbot, window, day_moments):

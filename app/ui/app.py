@@ -67,6 +67,7 @@ def run_gui(args: argparse.Namespace) -> int:
     setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Daybook")
+    QApplication.setQuitOnLastWindowClosed(False)  # the window closes, then control.closed quits
     favour_gui_thread()
     try:
         lock = DataDirLock(paths.lock_file).acquire()
@@ -80,11 +81,13 @@ def run_gui(args: argparse.Namespace) -> int:
 
     service = DaybookService(cfg, paths)
     window = MainWindow(service, config_path)
-    window.demoRequested.connect(lambda: _start(window, *replay_sources(
-        str(DEMO_DIR / "demo.mp4"), str(DEMO_DIR / "demo.wav"))))
+    window.control.closed.connect(app.quit)
+    # What starting a pipeline imported and built is frozen too (GUI thread: a few ms).
+    window.control.started.connect(lambda _started: settle_memory())
+    preload_pipeline_modules()
+    settle_memory()  # before the window shows: the full collection takes 40-50 ms
     window.show()
     app.processEvents()  # painted, not just mapped
-    settle_memory()
     shown_s = time.time() - _process_start_s()
     log.info("window shown %.2f s after the process started (%.2f s in run_gui)", shown_s,
              time.perf_counter() - t_start)
@@ -93,46 +96,47 @@ def run_gui(args: argparse.Namespace) -> int:
         service.close()
         lock.release()
         return 0
+    # The devices open and the pipeline starts off the GUI thread; the window says so.
     if args.self_test or args.replay or args.audio:
         video = str(DEMO_DIR / "demo.mp4") if args.self_test and not args.replay else args.replay
         audio = str(DEMO_DIR / "demo.wav") if args.self_test and not args.audio else args.audio
-        _start(window, *replay_sources(video, audio))
+        window.start_recording("replay", lambda: replay_sources(video, audio))
     else:
-        _start(window, *live_sources(cfg))
+        window.start_live()
     checker = SelfTest(window, service, args.self_test_s) if args.self_test else None
     try:
         code = app.exec()
     finally:
-        service.close()
+        if not window.control.is_closed:  # the loop ended some other way than by closing
+            from app.ui.tasks import BackgroundTasks
+
+            BackgroundTasks.instance().control_pool.waitForDone()  # a start or stop under way
+            service.close()  # the window is gone: this thread may wait now
         lock.release()
     return checker.exit_code if checker is not None else code
 
 
-def _start(window: Any, audio: Any, video: Any, problems: list[str]) -> None:
-    service = window.service
-    models_missing = [role for role, text in (("speech", "asr"), ("voice", "vad"))
-                      if service.models is None or service.models.best(text) is None]
-    notes = list(problems)
-    if audio is None:
-        notes.append("No microphone: nothing is heard.")
-    if video is None:
-        notes.append("No camera: nothing is seen.")
-    if models_missing:
-        notes.append("No models downloaded: using the built-in speech recogniser (rough) and "
-                     "voice detector.")
-    if audio is None and video is None:
-        window.show_first_run(notes)
-        return
-    service.start(audio=audio, video=video)
-    settle_memory()  # what starting the pipeline imported and built, too
-    window.problems = []
-    window.banner.hide()
-    if notes and (audio is None or video is None):
-        window.show_first_run(notes)
-    window.refresh_status()
-
-
 GUI_SWITCH_INTERVAL_S = 0.002
+
+# What the first start of a pipeline imports (factory and sources import lazily), and
+# numpy.ma, which numpy imports on the first np.percentile (the first utterance's sound class):
+# 35 ms. Not sounddevice: importing it initialises PortAudio, which goes with opening devices.
+PIPELINE_MODULES = ("app.capture.audio_file", "app.capture.video", "app.capture.audio_device",
+                    "app.perception.vad", "webrtcvad", "app.perception.asr_process", "numpy.ma")
+
+
+def preload_pipeline_modules() -> None:
+    """Import what starting the pipeline will, before the window shows. An import holds the
+    GIL while it compiles or runs a module's body, so on the pipeline's thread the first start
+    froze the window for 20-45 ms at a time (bench/gui.py, no bytecode cache), and numpy.ma
+    for up to 180 ms at the first utterance."""
+    import importlib
+
+    for name in PIPELINE_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # the backend's own start reports it properly
+            log.debug("preloading %s: %s", name, exc)
 
 
 def favour_gui_thread() -> None:
@@ -176,17 +180,15 @@ class SelfTest:
         self.timer.start(250)
 
     def results(self) -> dict[str, Any]:
-        day = local_day(time.time())
         said = [r for r in self.window.transcript.rows if r.state == "done" and r.text]
         return {
             "preview_frames": self.window.frames_shown,
             "transcribed_utterances": len(said),
             "timeline_moments": self.window.timeline.model.moment_count(),
-            "stored_moments": len(self.service.moments_on_day(day)),
         }
 
     def check(self) -> None:
-        from PySide6.QtWidgets import QApplication
+        from app.ui.tasks import BackgroundTasks
 
         r = self.results()
         ok = (r["preview_frames"] >= 3 and r["transcribed_utterances"] >= 1
@@ -194,5 +196,12 @@ class SelfTest:
         if ok or time.monotonic() > self.deadline:
             self.timer.stop()
             self.exit_code = int(ExitCode.OK if ok else ExitCode.FAILURE)
-            print(json.dumps({"self_test": "passed" if ok else "failed", **r}))
-            QApplication.instance().quit()  # type: ignore[union-attr]
+            day = local_day(time.time())
+            BackgroundTasks.instance().run(  # a store query: not on the GUI thread
+                self.timer, lambda: len(self.service.moments_on_day(day)),
+                lambda n: self.finish(ok, {**r, "stored_moments": n}),
+                lambda exc: self.finish(ok, {**r, "stored_moments": f"error: {exc}"}))
+
+    def finish(self, ok: bool, results: dict[str, Any]) -> None:
+        print(json.dumps({"self_test": "passed" if ok else "failed", **results}))
+        self.window.close()  # the pipeline drains, the service closes, then the app quits

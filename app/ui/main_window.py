@@ -1,4 +1,9 @@
-"""The main window: live preview, transcript, conversation, status bar; timeline as a tab."""
+"""The main window: live preview, transcript, conversation, status bar; timeline as a tab.
+
+The GUI thread never waits: the pipeline is started, switched and stopped by `PipelineControl`
+(on its own thread, one request at a time), store work runs on `BackgroundTasks`, and closing
+the window hides it at once while the pipeline drains behind it (`control.closed` follows).
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,9 @@ from typing import Any
 
 import numpy as np
 import psutil
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -35,7 +39,10 @@ from app.core.events import (
     AnswerChunk,
     AnswerFinished,
     AnswerStarted,
+    EngineFailed,
+    EngineRecovered,
     FramePreviewed,
+    MomentsKept,
     RecordingPaused,
     RecordingResumed,
     SourceEnded,
@@ -49,7 +56,11 @@ from app.core.timefmt import local_day, local_dt
 from app.models.selection import describe_choices
 from app.pipeline.service import DaybookService
 from app.reasoning.base import Answer
+from app.ui import pipeline_control as pc
+from app.ui.banner import ENGINE, SETUP, SOURCE, START, ProblemBanner
 from app.ui.bridge import EventBridge
+from app.ui.pipeline_control import OpenSources, PipelineControl, Started
+from app.ui.tasks import BackgroundTasks
 from app.ui.transcript import TranscriptModel
 
 log = logging.getLogger(__name__)
@@ -66,9 +77,8 @@ class Exchange:
 
 
 class MainWindow(QMainWindow):
-    """Draws what the service reports. All pipeline events arrive through one bridge signal."""
-
-    demoRequested = Signal()
+    """Draws what the service reports. All pipeline events arrive through one bridge signal;
+    the pipeline is started and stopped through `control`."""
 
     def __init__(self, service: DaybookService, config_path: Path | None = None) -> None:
         super().__init__()
@@ -79,7 +89,6 @@ class MainWindow(QMainWindow):
             self.setWindowIcon(QIcon(str(ICON)))
         self.resize(1280, 800)
         self.frames_shown = 0
-        self.problems: list[str] = []
         self.exchanges: dict[int, Exchange] = {}
         self._choices: dict[str, str] | None = None
         self._process = psutil.Process()
@@ -88,6 +97,11 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.setCentralWidget(self.tabs)
         self.bridge = EventBridge(service.bus, self)
+        self.control = PipelineControl(service, self)
+        self.control.stateChanged.connect(self.refresh_status)
+        self.control.started.connect(self._started)
+        self.control.startFailed.connect(self._start_failed)
+        self.control.stopped.connect(self.refresh_status)
         self.tabs.addTab(self._build_live(), "Now")
         from app.ui.timeline import TimelineWindow
 
@@ -113,18 +127,10 @@ class MainWindow(QMainWindow):
     def _build_live(self) -> QWidget:
         page = QWidget()
         outer = QVBoxLayout(page)
-        self.banner = QFrame()
-        self.banner.setObjectName("banner")
-        self.banner.setStyleSheet("#banner { background: #fff7e0; border: 1px solid #e8c66a;"
-                                  " border-radius: 6px; }")
-        banner_layout = QHBoxLayout(self.banner)
-        self.banner_text = QLabel()
-        self.banner_text.setWordWrap(True)
-        self.demo_button = QPushButton("Play the demo recording")
-        self.demo_button.clicked.connect(self.demoRequested.emit)
-        banner_layout.addWidget(self.banner_text, 1)
-        banner_layout.addWidget(self.demo_button)
-        self.banner.hide()
+        self.banner = ProblemBanner()
+        self.banner_text = self.banner.text
+        self.demo_button = self.banner.demo_button
+        self.demo_button.clicked.connect(self.play_demo)
         outer.addWidget(self.banner)
 
         split = QSplitter(Qt.Orientation.Horizontal)
@@ -186,7 +192,7 @@ class MainWindow(QMainWindow):
         self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
         self.settings_action.triggered.connect(self.open_settings)
         self.demo_action = QAction("Play demo", self)
-        self.demo_action.triggered.connect(self.demoRequested.emit)
+        self.demo_action.triggered.connect(self.play_demo)
         for action in (self.pause_action, self.incognito_action, self.settings_action,
                        self.demo_action):
             bar.addAction(action)
@@ -230,12 +236,22 @@ class MainWindow(QMainWindow):
             self._on_answer(event)
         elif isinstance(event, RecordingPaused | RecordingResumed):
             self.refresh_status()
-        elif isinstance(event, SourceFailed):
-            self.report_problem(f"{event.source} stopped: {event.message}")
+        elif isinstance(event, SourceFailed | EngineFailed | EngineRecovered | MomentsKept):
+            self._on_failure(event)
         elif isinstance(event, WorkerFailed):
             self.statusBar().showMessage(f"{event.worker}: {event.message}", 8000)
         elif isinstance(event, SourceEnded):
             self.refresh_status()
+
+    def _on_failure(self, event: Any) -> None:
+        """Failures stay in the banner until the event saying they are over (or a new start)."""
+        self.banner.on_event(event)
+        if isinstance(event, EngineRecovered):
+            self.statusBar().showMessage(f"The {event.engine} works again.", 8000)
+        elif isinstance(event, MomentsKept) and event.count == 0:
+            self.statusBar().showMessage("All kept moments are stored.", 8000)
+        elif isinstance(event, EngineFailed):
+            self.statusBar().showMessage(f"The {event.engine} failed: {event.message}", 8000)
 
     def _show_frame(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
@@ -311,6 +327,61 @@ class MainWindow(QMainWindow):
                 f"“{html.escape(self.service.cfg.assistant.wake_name)}”. Answers list "
                 "the remembered moments; click one to open it in the timeline.</p>")
 
+    # --- starting and stopping (never waits: see PipelineControl) -----------------------------
+
+    def start_recording(self, key: str, open_sources: OpenSources, **backends: Any) -> bool:
+        """Open sources and run the pipeline on them, replacing the one running, off the GUI
+        thread. The window says "starting…" until `DaybookService.start()` has returned, then
+        "Recording". `key` names what is recorded ("live …" with the devices, "demo",
+        "replay"); False when not taken (the same start was already asked for or is running, or
+        the app is closing)."""
+        service = self.service
+
+        def open_and_check() -> pc.Sources:  # on the control thread
+            audio, video, problems = open_sources()
+            notes = list(problems)
+            if audio is None:
+                notes.append("No microphone: nothing is heard.")
+            if video is None:
+                notes.append("No camera: nothing is seen.")
+            if service.models is None or any(service.models.best(role) is None
+                                             for role in ("asr", "vad")):
+                notes.append("No models downloaded: using the built-in speech recogniser "
+                             "(rough) and voice detector.")
+            return audio, video, notes
+
+        taken = self.control.start(key, open_and_check, **backends)
+        self.refresh_status()
+        return taken
+
+    def start_live(self) -> bool:
+        """Record from the microphone and camera in the settings."""
+        from app.ui.app import live_sources
+
+        cfg = self.service.cfg
+        # The devices are in the key: the same ones again are not reopened, new ones are.
+        key = f"live {cfg.capture.microphone!r} {cfg.capture.camera!r}"
+        return self.start_recording(key, lambda: live_sources(cfg))
+
+    def play_demo(self) -> bool:
+        """Replay the demo recording through the real pipeline, as if live."""
+        from app.ui.app import DEMO_DIR, replay_sources
+
+        return self.start_recording("demo", lambda: replay_sources(
+            str(DEMO_DIR / "demo.mp4"), str(DEMO_DIR / "demo.wav")))
+
+    def _started(self, started: Started) -> None:
+        self.banner.clear(START, SETUP, SOURCE, ENGINE)  # a new pipeline, new engines
+        if not (started.audio and started.video):  # else the notes are about models only
+            for i, note in enumerate(started.problems):
+                self.banner.report(note, f"{SETUP}{i}")
+        self.refresh_status()
+
+    def _start_failed(self, key: str, message: str) -> None:
+        self.banner.clear(START, SETUP, SOURCE)
+        self.banner.report(f"Could not start recording: {message}", START)
+        self.refresh_status()
+
     # --- controls ------------------------------------------------------------------------------
 
     def toggle_pause(self) -> None:
@@ -333,60 +404,53 @@ class MainWindow(QMainWindow):
         self.refresh_status()
 
     def _config_saved(self, cfg: Any) -> None:
-        # Settings that need no restart take effect now (devices and folders need one).
+        # Settings take effect now (folders need a restart): new devices switch the pipeline
+        # to them, unless a recording given on the command line is playing.
+        devices_changed = cfg.capture != self.service.cfg.capture
         self.service.cfg = cfg
         self._run_retention()
         self.incognito_action.setText(f"Incognito {cfg.privacy.incognito_minutes} min")
+        if devices_changed and not self.control.key.startswith("replay"):
+            self.start_live()
 
     def _run_retention(self) -> None:
-        import threading
+        BackgroundTasks.instance().run(self, self.service.apply_retention, lambda _n: None)
 
-        threading.Thread(target=self.service.apply_retention, name="retention",
-                         daemon=True).start()
+    @property
+    def problems(self) -> list[str]:
+        """What the banner lists."""
+        return list(self.banner.problems.values())
 
-    def report_problem(self, text: str) -> None:
-        if text not in self.problems:
-            self.problems.append(text)
-        self._render_banner()
-
-    def show_first_run(self, problems: list[str]) -> None:
-        for p in problems:
-            self.report_problem(p)
-
-    def hide_banner_if_running(self) -> None:
-        if self.service.pipeline is not None:
-            self.problems = []
-            self.banner.hide()
-
-    def _render_banner(self) -> None:
-        items = "".join(f"<li>{html.escape(p)}</li>" for p in self.problems)
-        self.banner_text.setText(
-            "<b>Daybook is running with what it has.</b><ul style='margin:4px 0'>"
-            f"{items}</ul>Connect a camera or microphone (Settings → Devices), download better "
-            "models (Settings → Models), or play the demo recording to see the timeline fill "
-            "and ask questions right away.")
-        self.banner.show()
+    def report_problem(self, text: str, key: str | None = None) -> None:
+        self.banner.report(text, key)
 
     def _set_rec(self, state: str) -> None:
         text, colour = {"recording": ("\u25cf REC", "#e53935"), "paused": ("\u275a\u275a PAUSED",
-                        "#f9a825"), "idle": ("\u25cb IDLE", "#9e9e9e")}[state]
+                        "#f9a825"), "idle": ("\u25cb IDLE", "#9e9e9e"),
+                        "starting": ("\u25cc STARTING\u2026", "#64b5f6")}[state]
         self.rec.setText(text)
         self.rec.setStyleSheet(f"color: {colour}; background: rgba(0,0,0,140); padding: 3px 7px;"
                                " border-radius: 4px; font-weight: bold;")
         self.rec.adjustSize()
 
-    def refresh_status(self) -> None:
+    def refresh_status(self, *_: Any) -> None:
         status = self.service.status()
-        running = status["running"]
+        control = self.control.state
+        # "Recording" only once start() has returned: the sources are open and running.
+        running = status["running"] and control in (pc.RUNNING, pc.IDLE)
+        doing = {pc.STARTING: "Starting\u2026", pc.STOPPING: "Stopping\u2026",
+                 pc.CLOSING: "Closing\u2026"}.get(control)
         if not status["recording"]:
             until = status["paused_until_s"]
             left = f" ({max(0, (until - time.time()) / 60):.0f} min left)" if until else ""
-            self.state_label.setText(f"Paused{left}: nothing is stored")
+            self.state_label.setText(f"Paused{left}: nothing is stored"
+                                     + (f" \u00b7 {doing.lower()}" if doing else ""))
             self._set_rec("paused")
             self.pause_action.setText("Resume recording")
         else:
-            self.state_label.setText("Recording" if running else "Not recording")
-            self._set_rec("recording" if running else "idle")
+            self.state_label.setText(doing or ("Recording" if running else "Not recording"))
+            self._set_rec("starting" if control == pc.STARTING
+                          else "recording" if running else "idle")
             self.pause_action.setText("Pause recording")
         backends = status["backends"]
         if self._choices is None:  # reads the models index: not every second on this thread
@@ -402,7 +466,14 @@ class MainWindow(QMainWindow):
         self.dropped_label.setText(f"dropped frames {counters.get('video.dropped', 0)}")
 
     def closeEvent(self, event: Any) -> None:
-        self._status_timer.stop()
-        if self.tray is not None:
-            self.tray.hide()
+        """The window goes at once; the pipeline drains and the service closes behind it
+        (`control.closed` says when: the app quits then). Nothing captured is lost."""
+        if self.control.state not in (pc.CLOSING, pc.CLOSED):
+            for timer in (self._status_timer, self._retention_timer):
+                timer.stop()
+            if self.tray is not None:
+                self.tray.hide()
+            self.bridge.received.disconnect(self.on_event)
+            self.timeline.stop_updates()
+            self.control.close()
         super().closeEvent(event)

@@ -6,7 +6,8 @@ the GUI thread. The work functions handed to it must not touch widgets.
 
 Saving builds the new Config with `Config.replace`, validates it with the same rules as
 `load_config` (plus a few of the dialog's own), writes it with `save_config` and emits
-`configSaved(Config)`. Devices and folders take effect when Daybook restarts.
+`configSaved(Config)`. New devices are switched to at once (by the main window, off the GUI
+thread); folders take effect when Daybook restarts.
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ class DevicesTab(QWidget):
         layout.addWidget(mic_box)
         layout.addWidget(camera_box)
         layout.addWidget(_note("Daybook listens and watches through these while it runs. "
-                               "Device changes take effect after Daybook restarts."))
+                               "Saved device changes take effect at once."))
         layout.addStretch(1)
 
         self._fill_microphones(None)
@@ -1095,10 +1096,10 @@ class SettingsDialog(QDialog):
         self.cfg = cfg
         running = self.service.cfg
         restart = [what for what, changed in (
-            ("devices", cfg.capture != running.capture),
             ("data folder", cfg.storage.data_dir != running.storage.data_dir),
             ("models folder", cfg.models.dir != running.models.dir)) if changed]
-        _show(self.status, f"Saved to {self.config_path}." + (
+        switching = " Switching to the new devices." if cfg.capture != running.capture else ""
+        _show(self.status, f"Saved to {self.config_path}.{switching}" + (
             f" Restart Daybook to use the new {' and '.join(restart)}." if restart else ""))
         self.configSaved.emit(cfg)
         return True

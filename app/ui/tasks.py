@@ -1,5 +1,5 @@
-"""Background work for the GUI: store queries and key-frame decoding off the GUI thread,
-results delivered back on it."""
+"""Background work for the GUI: store queries, exports, key-frame decoding and starting and
+stopping the pipeline, all off the GUI thread, with results delivered back on it."""
 
 from __future__ import annotations
 
@@ -42,10 +42,12 @@ _ROOT = QModelIndex()
 class BackgroundTasks(QObject):
     """Runs work off the GUI thread and hands results back in it. One per application.
 
-    `store_pool` has one thread, so the UI's store calls (day loads, searches, deletes) run one
-    at a time, in the order asked; `image_pool` decodes key frames. Do not call UI routines from
-    the work functions: only the `done`/`failed` callbacks run in the GUI thread, and only while
-    their owner QObject is alive.
+    `store_pool` has one thread, so the UI's store calls (day loads, searches, deletes, exports)
+    run one at a time, in the order asked; `image_pool` decodes key frames; `control_pool` has one
+    thread of its own for starting and stopping the pipeline (`PipelineControl`), which blocks
+    for seconds and must neither wait behind nor hold up the store calls. Do not call UI
+    routines from the work functions: only the `done`/`failed` callbacks run in the GUI thread,
+    and only while their owner QObject is alive.
     """
 
     _delivered = Signal(object)  # (owner, callable, args): run in the GUI thread
@@ -64,26 +66,33 @@ class BackgroundTasks(QObject):
         self.store_pool.setMaxThreadCount(1)
         self.image_pool = QThreadPool()
         self.image_pool.setMaxThreadCount(max(1, min(2, QThread.idealThreadCount() - 1)))
+        self.control_pool = QThreadPool()
+        self.control_pool.setMaxThreadCount(1)
         self._delivered.connect(self._deliver)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
 
     def run(self, owner: QObject, work: Callable[[], T], done: Callable[[T], None],
-            failed: Callable[[Exception], None] | None = None) -> None:
-        """Run `work` on the store thread; `done(result)` or `failed(error)` in the GUI thread."""
+            failed: Callable[[Exception], None] | None = None, *,
+            pool: QThreadPool | None = None) -> None:
+        """Run `work` on the store thread (or `pool`); `done(result)` or `failed(error)` in the
+        GUI thread."""
 
         def job() -> None:
             try:
                 result = work()
             except Exception as exc:
-                log.exception("background task failed")
+                if isinstance(exc, DaybookError):
+                    log.error("background task failed: %s", exc)
+                else:
+                    log.exception("background task failed")
                 if failed is not None:
                     self.post(owner, failed, exc)
                 return
             self.post(owner, done, result)
 
-        self.store_pool.start(job)
+        (pool or self.store_pool).start(job)
 
     def post(self, owner: QObject, fn: Callable[..., Any], *args: Any) -> None:
         """From any thread: call `fn(*args)` in the GUI thread, unless `owner` is gone by then."""
@@ -101,13 +110,16 @@ class BackgroundTasks(QObject):
 
     @Slot()
     def shutdown(self) -> None:
-        """At exit: drop queued work, wait for running work."""
+        """At exit: drop queued store and image work, wait for running work. The pipeline's
+        queued stops are not dropped (the app quits once `PipelineControl` has closed)."""
         for pool in (self.store_pool, self.image_pool):
             pool.clear()
         self.wait()
+        self.control_pool.waitForDone(5000)
 
     def wait(self, timeout_ms: int = 5000) -> bool:
-        """Wait until all queued and running work is done (results are delivered later)."""
+        """Wait until all queued and running store and image work is done (results are
+        delivered later). Not the pipeline's start and stop: they may take many seconds."""
         return all(pool.waitForDone(timeout_ms) for pool in (self.store_pool, self.image_pool))
 
 

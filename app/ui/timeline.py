@@ -1,9 +1,10 @@
 """The memory timeline: a day's moments in hour lanes, search, and a moment view.
 
-Nothing slow runs in the GUI thread. Day loads, searches and deletes run on one background thread,
-in order (`BackgroundTasks.store_pool`); key frames are decoded to QImage on a small pool of their
-own (`ThumbnailLoader`). Both hand results back through `BackgroundTasks._delivered`, a signal on a
-QObject living in the GUI thread, so the callbacks run there; QPixmaps are made only there.
+Nothing slow runs in the GUI thread. Day loads, searches, deletes and exports run on one
+background thread, in order (`BackgroundTasks.store_pool`); key frames are decoded to QImage on a
+small pool of their own (`ThumbnailLoader`). Both hand results back through
+`BackgroundTasks._delivered`, a signal on a QObject living in the GUI thread, so the callbacks run
+there; QPixmaps are made only there.
 
 The day is a two-level Qt model (`DayModel`): hours are the top rows, their moments the children.
 One `QTreeView` shows it: the whole day compact, or one hour (the view's root index set to that
@@ -326,6 +327,26 @@ class MomentView(QFrame):
 # --- the window ------------------------------------------------------------------------------
 
 
+def export_files(m: Moment, frame: Path | None, folder: Path) -> list[Path]:
+    """Write `m` as `<id>.json` and its key frame `frame` as `<id>.jpg` into `folder` (no Qt:
+    runs off the GUI thread). An utterance has no key frame of its own; the camera's frame
+    nearest to it, if any, is written as `<id>-nearby.jpg`. Returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    frame_name = None
+    if frame is not None and frame.is_file():
+        frame_name = f"{m.id}.jpg" if m.kind == "clip" else f"{m.id}-nearby.jpg"
+        shutil.copyfile(frame, folder / frame_name)
+        written.append(folder / frame_name)
+    info = moment_json(m, frame_name)
+    if m.kind != "clip":
+        info["key_frame_is_nearby"] = frame_name is not None
+    target = folder / f"{m.id}.json"
+    target.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    written.append(target)
+    return written
+
+
 class TimelineWindow(QWidget):
     """Browse the memory by day and hour, search it, open, delete and export moments.
 
@@ -338,6 +359,8 @@ class TimelineWindow(QWidget):
     dayLoaded = Signal(str)  # 'YYYY-MM-DD', after the shown day's moments are in the view
     searchFinished = Signal(int)  # number of hits
     momentsRemoved = Signal(int)  # moments taken off the view after a delete
+    exported = Signal(object)  # list[Path]: the files an export wrote
+    exportFailed = Signal(str)  # why an export wrote nothing (or not everything)
 
     def __init__(self, service: Any, parent: QWidget | None = None, *,
                  bridge: EventBridge | None = None) -> None:
@@ -376,6 +399,7 @@ class TimelineWindow(QWidget):
 
         self.bridge = bridge or EventBridge(service.bus, self)
         self.bridge.received.connect(self._on_event)
+        self._live = True
 
     # --- building ---------------------------------------------------------------------------
 
@@ -858,45 +882,35 @@ class TimelineWindow(QWidget):
                         lambda exc: self.moment_view.show_status(f"Could not delete: {exc}"))
         return True
 
-    def export_moment(self, folder: str | Path, moment_id: str | None = None) -> list[Path]:
-        """Write the moment as `<id>.json` and its key frame as `<id>.jpg` into `folder`.
-
-        An utterance has no key frame of its own; the camera's frame nearest to it, if any, is
-        written as `<id>-nearby.jpg`. Returns the files written."""
+    def export_moment(self, folder: str | Path, moment_id: str | None = None) -> bool:
+        """Export the moment (default: the open one) into `folder` on the store thread, after
+        any delete asked before it: see `export_files`. `exported(files)` or
+        `exportFailed(message)` follows; False when there is no such moment."""
         m = self._moment(moment_id)
         if m is None:
-            return []
-        out = Path(folder)
-        out.mkdir(parents=True, exist_ok=True)
-        written: list[Path] = []
-        frame_name = None
-        source = self.service.thumbnail_path(m)
-        if source is not None and source.is_file():
-            frame_name = f"{m.id}.jpg" if m.kind == "clip" else f"{m.id}-nearby.jpg"
-            shutil.copyfile(source, out / frame_name)
-            written.append(out / frame_name)
-        info = moment_json(m, frame_name)
-        if m.kind != "clip":
-            info["key_frame_is_nearby"] = frame_name is not None
-        target = out / f"{m.id}.json"
-        target.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(target)
-        return written
+            return False
+        service, out = self.service, Path(folder)
+        self.moment_view.show_status("Exporting\u2026")
+        self._tasks.run(self, lambda: export_files(m, service.thumbnail_path(m), out),
+                        partial(self._exported, out), self._export_failed)
+        return True
+
+    def _exported(self, folder: Path, files: list[Path]) -> None:
+        self.moment_view.show_status(f"Saved {', '.join(p.name for p in files)} to {folder}")
+        self.exported.emit(files)
+
+    def _export_failed(self, error: Exception) -> None:
+        message = f"Could not export: {error}"
+        self.moment_view.show_status(message)
+        self.exportFailed.emit(message)
 
     def _export_clicked(self) -> None:
         if self.moment_view.moment is None:
             return
         folder = QFileDialog.getExistingDirectory(self, "Export the moment to a folder",
                                                   str(Path.home()))
-        if not folder:
-            return
-        try:
-            files = self.export_moment(folder)
-        except OSError as exc:
-            self.moment_view.show_status(f"Could not export: {exc}")
-            return
-        self.moment_view.show_status(
-            f"Saved {', '.join(p.name for p in files)} to {folder}")
+        if folder:
+            self.export_moment(folder)
 
     def _ask_confirmation(self, question: str) -> bool:
         answer = QMessageBox.question(
@@ -1012,10 +1026,17 @@ class TimelineWindow(QWidget):
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        """Stop timers and wait for background work to finish (before the service closes)."""
+        """Stop updating and wait for background work to finish (before the service closes)."""
+        self.stop_updates()
+        self._tasks.wait()
+
+    def stop_updates(self) -> None:
+        """No more reloads, searches or live updates (the window is going away)."""
         for timer in (self._reload_timer, self._loading_timer, self._search_timer):
             timer.stop()
-        self._tasks.wait()
+        if self._live:
+            self._live = False
+            self.bridge.received.disconnect(self._on_event)
 
     def changeEvent(self, event: QEvent) -> None:
         super().changeEvent(event)

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from app.core.config import Config  # noqa: E402
 from app.core.paths import DataPaths  # noqa: E402
 from app.pipeline.service import DaybookService  # noqa: E402
-from app.ui.app import DEMO_DIR, _start, replay_sources  # noqa: E402
 from app.ui.main_window import MainWindow  # noqa: E402
 
 
@@ -47,7 +46,7 @@ def main() -> None:
     win.resize(1360, 860)
     win.move(0, 0)
     win.show()
-    _start(win, *replay_sources(str(DEMO_DIR / "demo.mp4"), str(DEMO_DIR / "demo.wav")))
+    win.play_demo()  # starts off the GUI thread; the window says "starting…" meanwhile
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
         pump(app, 0.5)
@@ -76,7 +75,9 @@ def main() -> None:
     dialog.tabs.setCurrentIndex(1)  # Models
     shot(app, out / "settings_models.png")
     dialog.close()
-    service.close()
+    win.close()  # the pipeline drains and the service closes behind the closed window
+    while not win.control.is_closed:
+        pump(app, 0.1)
 
 
 if __name__ == "__main__":
