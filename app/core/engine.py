@@ -204,8 +204,9 @@ class _Child:
             try:
                 req_id, status, value = self.conn.recv()
             except (EOFError, OSError, ValueError):
-                self.engine._died(self, f"the {self.engine.name} process exited "
-                                        f"(exit code {self._exitcode()})")
+                if self.dead is None:  # not closed or killed by us: it died
+                    self.engine._died(self, f"the {self.engine.name} process exited "
+                                            f"(exit code {self._exitcode()})")
                 return
             except Exception as exc:  # an answer that does not unpickle
                 req_id, status, value = -1, "error", exc
@@ -214,6 +215,18 @@ class _Child:
             if reply is not None:
                 reply.status, reply.value = status, value
                 reply.done.set()
+
+    def _running(self) -> bool:
+        """Whether the process still runs (is_alive() can say so wrongly when another thread
+        reaped it at the same moment: waitpid then fails with ECHILD)."""
+        import psutil
+
+        if self.proc.exitcode is not None:
+            return False
+        try:
+            return psutil.Process(self.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def _exitcode(self) -> int | None:
         self.proc.join(0.5)
@@ -239,7 +252,7 @@ class _Child:
         """Ask the child to exit after what it is doing; kill it if it does not."""
         self.outbox.put(_CLOSE)
         self.proc.join(timeout_s)
-        if self.proc.is_alive():
+        if self._running():
             log.warning("%s did not exit in %.0f s; killing it", self.engine.name, timeout_s)
             self.proc.kill()
             self.proc.join(5)
@@ -253,13 +266,14 @@ class EngineProcess:
     `call(method, *args)` runs `backend.method(*args)` there and returns its result, raises the
     backend's own exception, or raises `EngineError` when the child died, hung past `timeout_s`
     or cannot be started. The first start happens in the constructor and raises `EngineError`
-    on failure; later starts happen on the next call. `on_event` receives EngineFailed and
-    EngineRecovered (from whichever thread noticed).
+    on failure (with `wait=False` it goes on in the background: the first call waits for it,
+    and a failure is reported as an event); later starts happen on the next call. `on_event`
+    receives EngineFailed and EngineRecovered (from whichever thread noticed).
     """
 
     def __init__(self, name: str, factory: str, args: tuple[Any, ...] = (), *,
                  start_timeout_s: float = 60.0, call_timeout_s: float = 30.0,
-                 on_event: Callable[[object], None] | None = None) -> None:
+                 on_event: Callable[[object], None] | None = None, wait: bool = True) -> None:
         self.name = name
         self.factory = factory
         self.args = args
@@ -276,7 +290,25 @@ class EngineProcess:
         self._next_start_s = 0.0
         self._unhealthy = False  # a failure was reported and no recovery yet
         self._closed = False
-        self.backend_name = self._start()
+        if wait:
+            self.backend_name = self._start()
+        else:
+            self._start_lock.acquire()  # released by the starting thread
+            threading.Thread(target=self._first_start, name=f"{name}-start",
+                             daemon=True).start()
+
+    def _first_start(self) -> None:
+        try:
+            self.backend_name = self._start()
+        except EngineError as exc:
+            self._failed_starts = 1
+            self.failures += 1
+            self._unhealthy = True
+            self._next_start_s = time.monotonic() + _BACKOFF_S[1]
+            log.error("%s", exc)
+            self._emit(EngineFailed(self.name, str(exc), restarting=True))
+        finally:
+            self._start_lock.release()
 
     @property
     def pid(self) -> int | None:
@@ -295,6 +327,9 @@ class EngineProcess:
         except EngineError:
             child.kill()
             raise
+        if self._closed:  # closed while it started
+            child.close(5.0)
+            raise EngineError(f"the {self.name} is closed")
         self._child = child
         log.info("%s started (pid %d)", self.name, child.pid)
         return backend
@@ -305,7 +340,7 @@ class EngineProcess:
         child = self._child
         if child is not None and child.dead is None:
             return child
-        if not self._start_lock.acquire(timeout=self.start_timeout_s):
+        if not self._start_lock.acquire(timeout=self.start_timeout_s + 5):
             raise EngineError(f"the {self.name} is restarting")
         try:
             child = self._child

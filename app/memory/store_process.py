@@ -37,11 +37,14 @@ class ProcessMemoryStore:
     engine_name = "memory store"
 
     def __init__(self, path: Path, *, start_timeout_s: float = 60.0, timeout_s: float = 30.0,
-                 on_event: Callable[[object], None] | None = None) -> None:
+                 on_event: Callable[[object], None] | None = None, wait: bool = True) -> None:
+        """`wait=False`: the database opens in the background (the window shows meanwhile);
+        the first call waits for it, and a failure to open is an EngineFailed event."""
         try:
             self.engine = EngineProcess(
                 self.engine_name, "app.memory.store_process:make_backend", (str(path),),
-                start_timeout_s=start_timeout_s, call_timeout_s=timeout_s, on_event=on_event)
+                start_timeout_s=start_timeout_s, call_timeout_s=timeout_s, on_event=on_event,
+                wait=wait)
         except EngineError as exc:
             raise DaybookError(f"cannot open the memory store at {path}: {exc}") from exc
 

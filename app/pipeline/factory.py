@@ -110,13 +110,14 @@ def make_embedder(cfg: Config) -> Embedder:
 
 
 def make_store(paths: DataPaths, cfg: Config | None = None,
-               on_event: Callable[[object], None] | None = None) -> MemoryStore:
+               on_event: Callable[[object], None] | None = None, *,
+               wait: bool = True) -> MemoryStore:
     """Chroma in its own process (its calls hold the GIL for tens of ms; see store_process).
     `on_event` receives the store process's EngineFailed/EngineRecovered."""
     from app.memory.store_process import ProcessMemoryStore
 
     timeout_s = (cfg or Config()).memory.store_timeout_s
-    return ProcessMemoryStore(paths.chroma, timeout_s=timeout_s, on_event=on_event)
+    return ProcessMemoryStore(paths.chroma, timeout_s=timeout_s, on_event=on_event, wait=wait)
 
 
 def journal_path(paths: DataPaths) -> Path:

@@ -59,11 +59,14 @@ STORED_WAIT_S = 3.0  # a spoken question waits at most this long for the memory 
 class DaybookService:
     """Owns the store for this process (the caller holds the data-dir lock)."""
 
-    def __init__(self, cfg: Config, paths: DataPaths, *, bus: EventBus | None = None) -> None:
+    def __init__(self, cfg: Config, paths: DataPaths, *, bus: EventBus | None = None,
+                 open_store_in_background: bool = False) -> None:
         self.cfg = cfg
         self.paths = paths
         self.bus = bus or EventBus()
-        self.store = make_store(paths, cfg, self.bus.emit)
+        # In the background: the window shows while Chroma opens (≈1–3 s); what needs the store
+        # waits for it, off the GUI thread.
+        self.store = make_store(paths, cfg, self.bus.emit, wait=not open_store_in_background)
         self.key_frames = make_key_frames(cfg, paths.key_frames)
         # Utterances whose recognition failed, shared by every pipeline this service runs.
         self.spool = UntranscribedSpool(untranscribed_dir(paths))

@@ -79,7 +79,7 @@ def run_gui(args: argparse.Namespace) -> int:
     from app.pipeline.service import DaybookService
     from app.ui.main_window import MainWindow
 
-    service = DaybookService(cfg, paths)
+    service = DaybookService(cfg, paths, open_store_in_background=True)
     window = MainWindow(service, config_path)
     window.control.closed.connect(app.quit)
     # What starting a pipeline imported and built is frozen too (GUI thread: a few ms).
