@@ -123,3 +123,25 @@ def test_a_store_that_cannot_open_says_why(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(DaybookError, match="cannot open the memory store"):
         ProcessMemoryStore(tmp_path / "file" / "chroma", start_timeout_s=20)
+
+
+def test_opening_in_the_background(tmp_path: Path) -> None:
+    """The window's service: the constructor returns at once, the first call waits for the
+    database; one that cannot open is an event (shown in the window) and a clear error."""
+    t0 = time.monotonic()
+    store = ProcessMemoryStore(tmp_path / "chroma", wait=False)
+    try:
+        assert time.monotonic() - t0 < 0.5
+        assert store.count() == {"utterance": 0, "clip": 0}
+    finally:
+        store.close()
+    (tmp_path / "file").write_text("not a folder")
+    events: list[object] = []
+    bad = ProcessMemoryStore(tmp_path / "file" / "chroma", wait=False, on_event=events.append)
+    try:
+        with pytest.raises(EngineError, match="could not start|next restart"):
+            bad.count()
+        assert [type(e) for e in events] == [EngineFailed]
+        assert "could not start" in events[0].message  # type: ignore[attr-defined]
+    finally:
+        bad.close()
