@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from app.memory.base import Moment
@@ -88,6 +89,7 @@ def test_store_in_its_own_process(tmp_path: Path) -> None:
     from app.memory.store_process import ProcessMemoryStore
 
     store = ProcessMemoryStore(tmp_path / "c")
+    pid = store.engine.pid
     try:
         _fill(store)  # type: ignore[arg-type]
         assert store.count() == {"utterance": 4, "clip": 1}
@@ -101,6 +103,8 @@ def test_store_in_its_own_process(tmp_path: Path) -> None:
         assert store.count()["utterance"] == 4  # still serving after an error
     finally:
         store.close()
-    assert not store._proc.is_alive()
+    assert not store.engine.alive and pid is not None
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert store.engine.failures == 0  # a clean exit, not a kill
     reopened = ChromaMemoryStore(tmp_path / "c")  # the child closed the database cleanly
     assert reopened.count() == {"utterance": 4, "clip": 1}
