@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from tests import mediagen  # noqa: E402
 
 # Spoken lines of the standard test recording: (offset in seconds, text). The words checked in
-# tests ("breakfast", "meeting", "o'clock", "water") survive pocketsphinx's rough recognition.
+# tests ("breakfast", "meeting", "o'clock", "water") are heard by the default recogniser.
 LINES = [
     (2.0, "I had scrambled eggs and coffee for breakfast"),
     (10.0, "the meeting with Alice is at three o'clock"),

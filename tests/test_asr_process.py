@@ -22,7 +22,8 @@ from tests import mediagen, tinymodels
 def test_pocketsphinx_in_a_child_does_not_hold_our_gil() -> None:
     asr = ProcessTranscriber("pocketsphinx")
     try:
-        speech = mediagen.conversation([(0.3, "remember to water the tomato plants")], 3.5)
+        speech = mediagen.conversation([(0.3, "remember to water the tomato plants")], 3.5,
+                                        voice="en-us")
         ticks: list[float] = []
         done = threading.Event()
 
@@ -76,7 +77,8 @@ def test_a_hung_child_is_killed_and_replaced() -> None:
             asr.transcribe(np.zeros(16000, np.int16), 16000)
         assert time.monotonic() - t0 < 6
         assert not psutil.pid_exists(hung) or psutil.Process(hung).status() == "zombie"
-        speech = mediagen.conversation([(0.3, "remember to water the tomato plants")], 3.5)
+        speech = mediagen.conversation([(0.3, "remember to water the tomato plants")], 3.5,
+                                        voice="en-us")
         assert "water" in asr.transcribe(speech, 16000)
         assert asr.engine.pid != hung
     finally:

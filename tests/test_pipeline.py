@@ -26,7 +26,7 @@ from app.core.events import (
 from app.memory.embed_lexical import LexicalEmbedder
 from app.memory.fakes import InMemoryStore
 from app.memory.keyframes import KeyFrameDir
-from app.perception.fakes import EnergyVad, ScriptedTranscriber
+from app.perception.fakes import EnergyVad, ScriptedTranscriber, always_speech
 from app.pipeline.factory import build_pipeline
 from app.pipeline.runtime import EventBus, Inbox, Worker
 from tests.test_clips import _scene
@@ -35,11 +35,13 @@ from tests.test_vad import _signal
 START = 1_795_165_200.0
 
 
-def _build(tmp_path: Path, *, audio=None, video=None, transcriber=None, store=None, cfg=None):
+def _build(tmp_path: Path, *, audio=None, video=None, transcriber=None, store=None, cfg=None,
+           classify=always_speech):
     events: list[object] = []
     pipe = build_pipeline(cfg or Config(), store=store or InMemoryStore(),
                           key_frames=KeyFrameDir(tmp_path / "kf"), audio=audio, video=video,
-                          vad=EnergyVad(), transcriber=transcriber, embedder=LexicalEmbedder())
+                          vad=EnergyVad(), transcriber=transcriber, embedder=LexicalEmbedder(),
+                          classify_sound=classify)
     pipe.bus.subscribe(events.append)
     return pipe, events
 
@@ -147,7 +149,7 @@ def test_untranscribed_utterances_survive_a_restart(tmp_path: Path) -> None:
     audio = ArrayAudioSource(_signal([(0.5, 1.5)], 3.0), start_s=START)
     first = build_pipeline(Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "k"),
                            audio=audio, vad=EnergyVad(), transcriber=Broken([]),
-                           embedder=LexicalEmbedder(), data=data)
+                           embedder=LexicalEmbedder(), data=data, classify_sound=always_speech)
     first.start()
     assert first.wait(20)
     assert len(list((data.memory / "untranscribed").glob("*.wav"))) == 1
@@ -156,7 +158,7 @@ def test_untranscribed_utterances_survive_a_restart(tmp_path: Path) -> None:
     second = build_pipeline(Config(), store=store, key_frames=KeyFrameDir(tmp_path / "k"),
                             audio=ArrayAudioSource(np.zeros(16000, np.int16), start_s=START + 60),
                             vad=EnergyVad(), transcriber=ScriptedTranscriber(["later"]),
-                            embedder=LexicalEmbedder(), data=data)
+                            embedder=LexicalEmbedder(), data=data, classify_sound=always_speech)
     second.start()
     assert second.wait(20)
     [(moment, _)] = store.items.values()
@@ -201,7 +203,8 @@ def test_the_journal_keeps_what_the_store_refused_until_the_next_start(tmp_path:
     first = build_pipeline(cfg, store=Down(), key_frames=KeyFrameDir(tmp_path / "k"),
                            audio=ArrayAudioSource(_signal([(0.5, 1.5)], 3.0), start_s=START),
                            video=video, vad=EnergyVad(), embedder=LexicalEmbedder(),
-                           transcriber=ScriptedTranscriber(["in the journal"]), data=data)
+                           transcriber=ScriptedTranscriber(["in the journal"]), data=data,
+                           classify_sound=always_speech)
     first.memory.final_retry_s = 0.5
     first.start()
     assert first.wait(20)
@@ -210,7 +213,7 @@ def test_the_journal_keeps_what_the_store_refused_until_the_next_start(tmp_path:
     # The next start stores them before anything new, and empties the journal.
     store = InMemoryStore()
     second = build_pipeline(cfg, store=store, key_frames=KeyFrameDir(tmp_path / "k"),
-                            embedder=LexicalEmbedder(), data=data)
+                            embedder=LexicalEmbedder(), data=data, classify_sound=always_speech)
     second.start()
     assert second.wait(20)
     assert store.count() == {"utterance": 1, "clip": 2}
@@ -284,12 +287,16 @@ def test_memory_worker_embeds_non_speech_by_its_class(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     noise = np.zeros(4 * 16000, np.int16)
     noise[16000:40000] = rng.normal(0, 6000, 24000).astype(np.int16)
-    pipe, _events = _build(tmp_path, audio=ArrayAudioSource(noise, start_s=START), store=store,
-                          transcriber=ScriptedTranscriber([""]))
+    asr = ScriptedTranscriber(["made up"])
+    pipe, events = _build(tmp_path, audio=ArrayAudioSource(noise, start_s=START), store=store,
+                          transcriber=asr, classify=None)  # the real sound classifier
     pipe.start()
     assert pipe.wait(20)
     (moment, vec), = store.items.values()
     assert moment.sound == "noise" and moment.text == ""
+    assert asr.calls == []  # noise is never sent to the recogniser: nothing made up
+    [heard] = [e for e in events if isinstance(e, UtteranceTranscribed)]
+    assert heard.sound_confidence >= 0.6 and "nothing to transcribe" in heard.backend
     assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -317,7 +324,7 @@ def test_deleting_a_range_forgets_what_is_kept_but_not_stored(tmp_path: Path) ->
                           audio=ArrayAudioSource(_signal([(0.5, 1.5), (3.0, 4.0)], 5.0),
                                                  start_s=START),
                           vad=EnergyVad(), embedder=LexicalEmbedder(),
-                          transcriber=Broken([]), data=data)
+                          transcriber=Broken([]), data=data, classify_sound=always_speech)
     pipe.memory.final_retry_s = 3.0
     pipe.start()
     deadline = time.monotonic() + 10

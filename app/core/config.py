@@ -49,8 +49,9 @@ class VadConfig:
 
 @dataclass(frozen=True)
 class AsrConfig:
-    backend: str = _opt("auto", choices=("auto", "whisper", "pocketsphinx", "none"),
-                         doc="auto: whisper.cpp when a model is installed, else pocketsphinx")
+    backend: str = _opt("auto", choices=("auto", "whisper", "moonshine", "pocketsphinx", "none"),
+                         doc="auto: whisper.cpp when a model is installed, else Moonshine (built "
+                         "in), else pocketsphinx")
     queue_utterances: int = _opt(1000, lo=1, hi=1_000_000, doc="the ASR todo queue")
     timeout_s: float = _opt(60.0, lo=1.0, hi=3600.0,
                             doc="a recogniser that does not answer this long is restarted")

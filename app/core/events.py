@@ -97,6 +97,7 @@ class UtteranceTranscribed:
     sound: SoundClass
     backend: str
     retry: bool = False  # a kept utterance transcribed again (its moment is updated)
+    sound_confidence: float = 1.0  # the sound classifier's, 0..1
 
 
 @dataclass(frozen=True, eq=False)

