@@ -104,7 +104,7 @@ def test_pipeline_on_a_real_microphone(pulse_server: pulse.PulseServer, tmp_path
     pipeline = build_pipeline(
         Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"), audio=source
     )
-    assert pipeline.backends["asr"].startswith("pocketsphinx"), pipeline.backends
+    assert pipeline.backends["asr"].startswith("moonshine"), pipeline.backends
     pipeline.bus.subscribe(listen)
     pipeline.start()
     try:
@@ -147,7 +147,7 @@ def test_pipeline_on_a_real_microphone(pulse_server: pulse.PulseServer, tmp_path
     for utt, seg in zip(utterances, ended, strict=True):
         assert utt.text.strip(), utt
         assert (utt.t0_s, utt.t1_s) == (seg.t0_s, seg.t1_s)
-        assert utt.backend.startswith("pocketsphinx")
+        assert utt.backend.startswith("moonshine")
 
     assert pipeline.memory.stored == {"utterance": 2, "clip": 0}
     assert pipeline.memory.store.count() == {"utterance": 2, "clip": 0}

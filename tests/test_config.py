@@ -29,7 +29,7 @@ def test_values_are_read_and_ints_widen_to_floats(tmp_path: Path) -> None:
     ({"vad": {"hangover_ms": "x"}}, r"\[vad\] hangover_ms: expected an integer, got 'x'"),
     ({"vad": {"hangover_ms": True}}, r"\[vad\] hangover_ms: expected an integer"),
     ({"vad": {"hangover_ms": 5}}, r"\[vad\] hangover_ms: 5 is out of range \(30 to 3000\)"),
-    ({"asr": {"backend": "magic"}}, r"\[asr\] backend: 'magic' is not one of auto, whisper, pocketsphinx, none"),
+    ({"asr": {"backend": "magic"}}, r"\[asr\] backend: 'magic' is not one of auto, whisper, moonshine, pocketsphinx, none"),
     ({"vad": {"hangover": 300}}, r"\[vad\] hangover: unknown field"),
     ({"sound": {}}, r"unknown section \[sound\]"),
     ({"vad": 3}, r"\[vad\] must be a table"),

@@ -1,5 +1,5 @@
-"""End to end through the CLI, on real parts: ffmpeg video, espeak-ng speech, webrtcvad,
-pocketsphinx, Chroma on disk. Every command is a new process, so each one is also a restart."""
+"""End to end through the CLI, on real parts: ffmpeg video, espeak-ng speech, Silero VAD,
+Moonshine, Chroma on disk. Every command is a new process, so each one is also a restart."""
 
 from __future__ import annotations
 

@@ -119,9 +119,12 @@ def test_factory_uses_installed_models_and_says_which(files: dict[str, Path],
     cfg = Config()
     mgr = model_manager(cfg, paths)
     assert mgr is not None
-    assert make_vad(cfg, mgr).name == "webrtcvad"
+    # Nothing installed: the models that ship in wheels.
+    assert make_vad(cfg, mgr).name == "silero (silero_vad.onnx)"
+    assert choose(mgr, "vad").source == "wheel" and choose(mgr, "asr").source == "wheel"
     transcriber = make_transcriber(cfg, mgr)
-    assert transcriber is not None and transcriber.name.startswith("pocketsphinx")
+    assert transcriber is not None and transcriber.name.startswith("moonshine")
+    transcriber.close()  # type: ignore[attr-defined]
     assert choose(mgr, "llm").reason == "no model installed"
 
     mgr.import_file(files["silero"], "vad", name="silero-like")
@@ -150,7 +153,8 @@ def test_a_corrupt_installed_model_falls_back_with_a_warning(
     data = mgr.path(model).read_bytes()
     mgr.path(model).write_bytes(data[:3000])  # damaged after install
     asr = make_transcriber(Config(), mgr)
-    assert asr is not None and asr.name.startswith("pocketsphinx")
+    assert asr is not None and asr.name.startswith("moonshine")  # the next best
+    asr.close()  # type: ignore[attr-defined]
     assert "cannot use tiny-whisper" in caplog.text and "truncated" in caplog.text
 
 
@@ -162,7 +166,7 @@ def test_models_cli(files: dict[str, Path], tmp_path: Path) -> None:
     names = {m["name"]: m for m in listing["models"]}
     assert names["tiny-llama"]["installed"] and names["whisper-base.en"]["default"]
     assert not names["whisper-base.en"]["installed"]
-    assert "pocketsphinx" in listing["in_use"]["asr"]
+    assert "moonshine" in listing["in_use"]["asr"] and "built in" in listing["in_use"]["asr"]
     assert "tiny-llama is installed" in listing["in_use"]["llm"]
     res = run_cli("models", "import", str(tmp_path / "nope.gguf"), "--role", "llm",
                   data_dir=tmp_path)

@@ -226,7 +226,7 @@ def test_table_lists_the_catalog_and_what_is_in_use(dialog: SettingsDialog,
     whisper = model.row_of("whisper-base.en")
     assert [model.data(model.index(whisper, c)) for c in range(5)] == [
         "whisper-base.en", "speech recognition", "148.0 MB", "-", "✓"]
-    assert "pocketsphinx" in dialog.models.in_use.text()
+    assert "moonshine" in dialog.models.in_use.text()
     assert "extractive answers" in dialog.models.in_use.text()
     assert not dialog.models.download_button.isEnabled()  # nothing selected
     dialog.models.select("whisper-base.en")
@@ -330,7 +330,7 @@ def test_without_a_model_manager_the_tab_says_why(service: DaybookService, fake_
     assert "embedded defaults" in dialog.models.unavailable.text()
     assert dialog.models.table_model.rowCount() == 0
     assert not dialog.models.import_button.isEnabled()
-    assert "pocketsphinx" in dialog.models.in_use.text()
+    assert "moonshine" in dialog.models.in_use.text()
 
 
 # --- import and remove ------------------------------------------------------------------------
