@@ -18,7 +18,7 @@ from typing import Any
 from app import __version__
 from app.core.config import Config, load_config
 from app.core.errors import DaybookError, ExitCode, InputError
-from app.core.events import EngineFailed, SourceFailed
+from app.core.events import EngineFailed, SourceFailed, SourceLost, SourceRecovered
 from app.core.lock import DataDirLock
 from app.core.logs import setup_logging
 from app.core.paths import DataPaths, default_config_path, resolve_data_dir
@@ -85,6 +85,11 @@ def _run(pipe: Any, *, total_s: float | None, duration_s: float | None,
             failures.append(f"{e.source}: {e.message}")
         elif isinstance(e, EngineFailed):
             warnings.append(e.message)
+        elif isinstance(e, SourceLost | SourceRecovered):  # said at once: recording goes on
+            said = (f"{e.source} lost: {e.message}; retrying" if isinstance(e, SourceLost)
+                    else f"{e.source} is back; recording again")
+            print(("\n" if sys.stderr.isatty() else "") + f"daybook: {said}", file=sys.stderr,
+                  flush=True)
 
     pipe.bus.subscribe(listen)
     wall0 = time.monotonic()

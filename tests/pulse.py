@@ -9,6 +9,10 @@ there; nothing of the user's own sound setup is touched. While the server is ope
 `os.environ["PULSE_SERVER"]` points at it and PortAudio is re-initialised so its device list is
 fresh (PortAudio scans devices only in Pa_Initialize); `close()` restores both.
 
+`unplug()` and `plug()` remove the microphone and bring it back (same name, the default again);
+`kill()` and `restart()` crash the daemon and start it again on the same socket. Neither
+re-initialises PortAudio: the code under test must find the device again by itself.
+
 A feeder writes the FIFO in 20 ms blocks at real-time pace: queued audio first, silence whenever
 nothing is queued. It must keep writing until every stream recording from the FIFO is closed:
 PulseAudio's pipe source produces nothing while its writer is idle, and PortAudio's `stop()` then
@@ -31,7 +35,6 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import numpy as np
 
@@ -120,9 +123,12 @@ def reinit_portaudio() -> None:
 
 
 class PulseServer:
-    """A private PulseAudio daemon: default source `mic` (fed from a FIFO), default sink `spk`."""
+    """A private PulseAudio daemon: default source `mic` (fed from a FIFO), default sink `spk`
+    (`sink=False`: none, so that with the microphone unplugged there is no source at all, not
+    even the sink's monitor for "default" to fall back to)."""
 
-    def __init__(self, tmp_dir: Path, *, shm: bool = True, start_timeout_s: float = 15.0) -> None:
+    def __init__(self, tmp_dir: Path, *, shm: bool = True, sink: bool = True,
+                 start_timeout_s: float = 15.0) -> None:
         """`shm=False` sends audio over the socket instead of shared memory. Use it when the test
         kills the daemon: libpulse 16 can deadlock in a recording client whose server dies while
         shared-memory blocks are in flight (pa_memimport_free waits, holding the mainloop lock
@@ -134,6 +140,7 @@ class PulseServer:
         self.server = f"unix:{self.socket}"
         self.start_timeout_s = start_timeout_s
         self.shm = shm
+        self.sink = sink
         self.samples_fed = 0  # audio queued with feed()
         self.samples_played = 0  # of that, written to the FIFO
         self._proc: subprocess.Popen[bytes] | None = None
@@ -168,17 +175,30 @@ class PulseServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         if len(str(self.socket)) > 100:  # sockaddr_un.sun_path is 108 bytes
             raise PulseError(f"socket path too long for a unix socket: {self.socket}")
+        try:
+            self._start_daemon()
+            self._start_feeder()
+            self._set_env()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _pipe_source_args(self) -> list[str]:
+        return ["source_name=mic", f"file={self.fifo}", "format=s16le", f"rate={RATE_HZ}",
+                "channels=1"]
+
+    def _start_daemon(self) -> None:
         # module-pipe-source makes the FIFO itself and refuses one that already exists.
         script = self.dir / "daemon.pa"
         script.write_text(
             f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}\n"
-            f"load-module module-pipe-source source_name=mic file={self.fifo} "
-            f"format=s16le rate={RATE_HZ} channels=1\n"
-            "load-module module-null-sink sink_name=spk\n"
-            "set-default-source mic\n"
-            "set-default-sink spk\n"
+            f"load-module module-pipe-source {' '.join(self._pipe_source_args())}\n"
+            + ("load-module module-null-sink sink_name=spk\n" if self.sink else "")
+            + "set-default-source mic\n"
+            + ("set-default-sink spk\n" if self.sink else "")
         )
-        with self.log_path.open("wb") as log:
+        with self.log_path.open("ab") as log:
             self._proc = subprocess.Popen(
                 [*_die_with_parent(), "pulseaudio", "--daemonize=no", "--system=false",
                  "--exit-idle-time=-1", "--use-pid-file=no", "--disallow-exit=no", "--realtime=no",
@@ -187,14 +207,7 @@ class PulseServer:
                 env=self._daemon_env(), stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
-        try:
-            self._wait_ready()
-            self._start_feeder()
-            self._set_env()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self._wait_ready()
 
     def _wait_ready(self) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -267,13 +280,7 @@ class PulseServer:
         Close every stream recording from this server first (the feeder must still be running
         while they stop)."""
         feeder = self._feeder
-        if feeder is not None:
-            with contextlib.suppress(OSError):
-                assert feeder.stdin is not None
-                feeder.stdin.close()  # the feeder's signal to end
-            # A write blocked on a reader that stopped reading fails once the daemon is gone.
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                feeder.wait(2)
+        self._end_feeder(wait_s=2)
         proc = self._proc
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
@@ -294,8 +301,16 @@ class PulseServer:
 
     def unplug(self) -> None:
         """Remove the microphone, as pulling a USB microphone out would: its recording streams
-        are killed by the server."""
+        are killed by the server. (The FIFO goes with it, and so does the feeder.)"""
         self.pactl("unload-module", "module-pipe-source")
+
+    def plug(self) -> None:
+        """Bring the microphone back after `unplug()`: the same source name, the default source
+        again, a new FIFO and feeder. Audio queued and not played before is forgotten."""
+        self._end_feeder(wait_s=2)
+        self.pactl("load-module", "module-pipe-source", *self._pipe_source_args())
+        self.pactl("set-default-source", "mic")
+        self._start_feeder()
 
     def kill(self) -> None:
         """Kill the daemon (SIGKILL) as a crash or an unplugged device would end it; `close()`
@@ -303,6 +318,17 @@ class PulseServer:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(5)
+
+    def restart(self) -> None:
+        """Start the daemon again after `kill()` (as a desktop restarts its sound server): the
+        same socket, microphone and FIFO path, a new feeder. Call it from the main thread."""
+        self.kill()
+        self._end_feeder(wait_s=2)
+        for stale in (self.fifo, self.socket):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        self._start_daemon()
+        self._start_feeder()
 
     def __enter__(self) -> PulseServer:
         return self.start()
@@ -356,7 +382,26 @@ class PulseServer:
         code = self._feeder.poll() if self._feeder is not None else None
         return f"exit status {code}; {text[-2000:] or 'no output'}"
 
+    def _end_feeder(self, wait_s: float) -> None:
+        """Ask the feeder to end (stdin closed); wait for it a while. A write blocked on a reader
+        that stopped reading fails once the daemon is gone."""
+        feeder = self._feeder
+        if feeder is None:
+            return
+        with contextlib.suppress(OSError):
+            assert feeder.stdin is not None
+            feeder.stdin.close()  # the feeder's signal to end
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            feeder.wait(wait_s)
+
     def _start_feeder(self) -> None:
+        old, self._feeder = self._feeder, None
+        if old is not None:  # the microphone was plugged back, or the daemon restarted
+            if old.poll() is None:
+                old.kill()
+                old.wait(5)
+            with self._played:
+                self.samples_fed = self.samples_played = 0
         with self._feeder_log.open("wb") as log:
             self._feeder = subprocess.Popen(
                 [sys.executable, "-c", _FEEDER, str(self.fifo), str(BLOCK_SAMPLES * 2),
@@ -367,13 +412,14 @@ class PulseServer:
         if self._feeder.stdout.readline().strip() != b"ready":
             self._feeder.wait(5)
             raise PulseError(f"the FIFO feeder did not start: {self._feeder_problem()}")
-        threading.Thread(target=self._read_progress, args=(self._feeder.stdout,),
+        threading.Thread(target=self._read_progress, args=(self._feeder,),
                          name="pulse-feeder-progress", daemon=True).start()
 
-    def _read_progress(self, out: Any) -> None:
-        for line in out:
+    def _read_progress(self, feeder: subprocess.Popen[bytes]) -> None:
+        for line in feeder.stdout or ():
             with self._played:
-                self.samples_played = int(line)
+                if feeder is self._feeder:  # not a feeder replaced meanwhile
+                    self.samples_played = int(line)
                 self._played.notify_all()
         with self._played:
             self._played.notify_all()

@@ -25,8 +25,13 @@ import pytest
 
 from app.capture.audio_device import SoundDeviceSource, list_input_devices
 from app.core.config import Config
+from app.core.errors import InputError
 from app.core.events import (
+    AudioCaptured,
+    SourceEnded,
     SourceFailed,
+    SourceLost,
+    SourceRecovered,
     SpeechEnded,
     SpeechStarted,
     UtteranceTranscribed,
@@ -35,6 +40,8 @@ from app.core.events import (
 from app.memory.fakes import InMemoryStore
 from app.memory.keyframes import KeyFrameDir
 from app.pipeline.factory import build_pipeline
+from app.pipeline.runtime import EventBus, Inbox
+from app.pipeline.workers import CaptureThread
 from tests import mediagen, pulse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,54 +163,359 @@ def test_pipeline_on_a_real_microphone(pulse_server: pulse.PulseServer, tmp_path
     assert all(v == 0 for k, v in counters.items() if k.endswith((".dropped", ".errors"))), counters
 
 
+class _Recorder:
+    """Bus listener: every event with its monotonic time; `wait_for` blocks until one of a
+    type has arrived (after `since`, an index into `events`)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, Any]] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, AudioCaptured):
+            return
+        with self._cond:
+            self.events.append((time.monotonic(), event))
+            self._cond.notify_all()
+
+    def of(self, kind: type | tuple[type, ...], since: int = 0) -> list[Any]:
+        with self._cond:
+            return [e for _, e in self.events[since:] if isinstance(e, kind)]
+
+    def wait_for(self, kind: type, timeout_s: float, since: int = 0) -> Any:
+        deadline = time.monotonic() + timeout_s
+        with self._cond:
+            while not (found := [e for _, e in self.events[since:] if isinstance(e, kind)]):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {kind.__name__} within {timeout_s} s: "
+                                         f"{[e for _, e in self.events]}")
+                self._cond.wait(left)
+            return found[0]
+
+    def index(self) -> int:
+        with self._cond:
+            return len(self.events)
+
+
+def _wait_until(check: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        time.sleep(0.02)
+
+
+class _FlakyMic:
+    """A live source that can be reopened. `sessions`: for each opening, how many chunks it
+    delivers before its device is lost (None: until stopped); `failing_tries`: how many
+    `reopen` calls fail before one succeeds."""
+
+    name = "microphone flaky"
+    duration_s = None
+
+    def __init__(self, sessions: list[int | None], failing_tries: int = 0,
+                 live: bool = True) -> None:
+        self.live = live
+        self.sessions = list(sessions)
+        self.failing_tries = failing_tries
+        self.reconnects = 0  # as SoundDeviceSource counts them: delivering again
+        self.reopened_at: list[float] = []
+        self._reopened = False
+        self.closed = 0
+
+    def chunks(self, stop: threading.Event) -> Iterator[AudioCaptured]:
+        n = self.sessions.pop(0)
+        start_s = time.time()
+        i = 0
+        while not stop.is_set() and (n is None or i < n):
+            if self._reopened:
+                self._reopened = False
+                self.reconnects += 1
+            yield AudioCaptured(pcm=np.zeros(480, dtype=np.int16), t0_s=start_s + i * 0.03,
+                                sample_rate_hz=RATE)
+            i += 1
+            time.sleep(0.005)
+        if not stop.is_set():
+            raise InputError("microphone 'flaky' stopped delivering audio (unplugged)")
+
+    def reopen(self) -> None:
+        self.reopened_at.append(time.monotonic())
+        if self.failing_tries > 0:
+            self.failing_tries -= 1
+            raise InputError("no microphone 'flaky' is available")
+        self._reopened = True
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def _capture(source: Any, delays_s: tuple[float, ...] = (0.05, 0.1, 0.2)
+             ) -> tuple[CaptureThread, _Recorder, Inbox[Any], threading.Event]:
+    bus, rec, inbox, stop = EventBus(), _Recorder(), Inbox[Any]("vad", 10_000), threading.Event()
+    bus.subscribe(rec)
+    capture = CaptureThread("capture-audio", source, inbox, bus, stop, threading.Event())
+    capture.retry_delays_s = delays_s
+    capture.start()
+    return capture, rec, inbox, stop
+
+
+def test_a_lost_live_source_is_opened_again_with_back_off() -> None:
+    mic = _FlakyMic([5, 0, 3, None], failing_tries=2)
+    capture, rec, _inbox, stop = _capture(mic, delays_s=(0.1, 0.4, 0.8))
+    rec.wait_for(SourceRecovered, timeout_s=10)
+    _wait_until(lambda: capture.items >= 11, 10, "chunks after the recovery")
+    stop.set()
+    capture.join(5)
+    assert not capture.is_alive()
+    kinds = [type(e) for e in rec.of((SourceLost, SourceRecovered, SourceFailed, SourceEnded))]
+    # An opening that is lost again before it delivers anything (0 chunks) is still the same
+    # lost spell; one that delivered (3 chunks) was a recovery, and its loss a new spell.
+    assert kinds == [SourceLost, SourceRecovered, SourceLost, SourceRecovered, SourceEnded], kinds
+    assert rec.of(SourceLost)[0].message == "microphone 'flaky' stopped delivering audio " \
+        "(unplugged)"
+    assert capture.lost is None and not capture.failed
+    assert mic.reconnects == 2  # opened 3 times: 0 chunks, 3 chunks, until stopped
+    # The first spell: 2 failing tries, 1 that opened but delivered nothing, 1 that delivered,
+    # after 0.1, 0.4, 0.8 and 0.8 s (the last delay repeats); the next spell starts again at
+    # 0.1 s. (Lower bounds: a loaded machine only makes the waits longer.)
+    gaps = [b - a for a, b in zip(mic.reopened_at, mic.reopened_at[1:], strict=False)]
+    assert len(gaps) == 4, gaps
+    assert 0.4 <= gaps[0] < 0.75 and gaps[1] >= 0.8 and gaps[2] >= 0.8, gaps
+    assert gaps[3] < 0.4, gaps
+
+
+def test_stopping_while_the_device_is_away_is_prompt() -> None:
+    mic = _FlakyMic([2], failing_tries=10**6)
+    capture, rec, _inbox, stop = _capture(mic, delays_s=(0.05, 5.0))
+    rec.wait_for(SourceLost, timeout_s=10)
+    _wait_until(lambda: mic.reopened_at, 10, "a first try")  # it failed: now waiting 5 s
+    stopped_at = time.monotonic()
+    stop.set()
+    capture.join(5)
+    assert time.monotonic() - stopped_at < 1.0
+    assert not capture.is_alive() and not capture.failed
+    assert [type(e) for e in rec.of((SourceLost, SourceRecovered, SourceFailed, SourceEnded))
+            ] == [SourceLost, SourceEnded]
+    assert mic.reconnects == 0 and mic.closed >= 1
+
+
+@pytest.mark.parametrize("why", ["replayed", "not an input error"])
+def test_what_is_never_retried(why: str) -> None:
+    """A replayed file is never retried (it failed: it does not come back); neither is a live
+    source that raised something else than InputError (a bug, not a lost device)."""
+    mic = _FlakyMic([3, None], live=why != "replayed")
+    if why == "not an input error":
+        def broken(stop: threading.Event) -> Iterator[AudioCaptured]:
+            raise RuntimeError("resampler bug")
+            yield  # pragma: no cover
+        mic.chunks = broken  # type: ignore[method-assign]
+    capture, rec, _inbox, _stop = _capture(mic)
+    capture.join(5)
+    assert not capture.is_alive()
+    assert mic.reopened_at == []
+    assert [type(e) for e in rec.of((SourceLost, SourceRecovered, SourceFailed, SourceEnded))
+            ] == [SourceFailed, SourceEnded]
+    assert capture.failed
+
+
+@needs_pulse
+@pytest.mark.parametrize("how", ["unplugged", "server restarted"])
+def test_microphone_comes_back(tmp_path: Path, how: str) -> None:
+    """The microphone goes away mid-recording and comes back: SourceLost, the capture goes on
+    trying to open it again (no restart), SourceRecovered once it delivers again, and speech
+    after that is heard, with wall-clock times (the time it was away is simply missing).
+
+    Unplugged: the pipe source is unloaded and loaded again (same name, the default again).
+    Server restarted: the daemon is killed and started again on the same socket. Either way
+    PortAudio has to be re-initialised to find "default" again, which the source does itself.
+    There is no sink (so no monitor source "default" could fall back to meanwhile)."""
+    speech = mediagen.speak(SENTENCES[1])
+    rec = _Recorder()
+    # shm off when the daemon is killed: see PulseServer (a libpulse deadlock, not Daybook's).
+    with _private_pulse(sink=False, shm=how == "unplugged") as server:
+        source = SoundDeviceSource("default", stall_timeout_s=1.5)
+        pipeline = build_pipeline(
+            Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"),
+            audio=source,
+        )
+        capture = pipeline.captures[0]
+        pipeline.bus.subscribe(rec)
+        pipeline.start()
+        try:
+            assert pipeline.wait_started(timeout_s=15)
+            _wait_until(lambda: capture.items > 10, 10, "the microphone delivers")
+            if how == "unplugged":
+                server.unplug()
+            else:
+                server.kill()
+            lost = rec.wait_for(SourceLost, timeout_s=10)
+            # It keeps trying while the device is away: two tries, so the first one failed.
+            _wait_until(lambda: capture.tries >= 2, 10, "a second try to open it again")
+            assert capture.is_alive() and capture.lost and not capture.failed
+            assert source.reconnects == 0
+            before = rec.index()
+            if how == "unplugged":
+                server.plug()
+            else:
+                server.restart()
+            rec.wait_for(SourceRecovered, timeout_s=15, since=before)
+            after = rec.index()
+            fed_at_s = time.time()
+            for pcm in (_silence(LEAD_S), speech, _silence(TAIL_S)):
+                server.feed(pcm)
+            heard = rec.wait_for(UtteranceTranscribed, since=after,
+                                 timeout_s=len(speech) / RATE + LEAD_S + TAIL_S + 20)
+        finally:
+            stop_at = time.monotonic()
+            pipeline.stop_event.set()
+            capture.join(5)
+            capture_stop_s = time.monotonic() - stop_at
+            drained = pipeline.stop(drain_timeout_s=15)
+    assert drained
+    assert capture_stop_s < 1.0, capture_stop_s
+    assert lost.source == source.name
+    assert "stopped delivering audio" in lost.message, lost.message
+    assert not rec.of((SourceFailed, WorkerFailed)), rec.events
+    assert [type(e) for e in rec.of((SourceLost, SourceRecovered))] == [
+        SourceLost, SourceRecovered]
+    assert capture.lost is None and capture.tries == 0
+    assert source.reconnects == 1
+    assert pipeline.counters()["capture-audio.reconnects"] == 1
+
+    # Speech after the recovery is heard, at the wall-clock time it was spoken.
+    started = rec.of(SpeechStarted, since=after)
+    ended = rec.of(SpeechEnded, since=after)
+    assert len(started) == len(ended) == 1, rec.events[after:]
+    expected_s = fed_at_s + LEAD_S + _onset_s(speech)
+    assert abs(started[0].t0_s - expected_s) < 0.35, started[0].t0_s - expected_s
+    assert abs((ended[0].t1_s - ended[0].t0_s) - len(speech) / RATE) < 0.6
+    assert heard.text.strip(), heard
+    assert (heard.t0_s, heard.t1_s) == (ended[0].t0_s, ended[0].t1_s)
+    assert pipeline.memory.stored == {"utterance": 1, "clip": 0}
+
+
 @needs_pulse
 @pytest.mark.parametrize("how", ["unplugged", "server crashed"])
 def test_microphone_lost_while_recording(tmp_path: Path, how: str) -> None:
-    """The microphone goes away mid-recording: the source fails loudly (SourceFailed), what was
-    already heard is still stored, and the pipeline ends on its own instead of waiting forever
-    for audio that will never come.
+    """The microphone goes away mid-recording and does not come back: SourceLost (never
+    SourceFailed), what was already heard is stored, the capture keeps trying without ending the
+    pipeline, and stopping is still prompt.
 
-    Unplugged: PulseAudio kills the recording stream, PortAudio just stops calling back (its
-    stream stays "active"). Server crashed: PortAudio ends the stream with an error."""
+    Unplugged (with the sink's monitor still there, as a desktop has other sources): PulseAudio
+    kills the recording stream and PortAudio just stops calling back (its stream stays
+    "active"), so the stall timeout tells; "default" then follows the server's default to the
+    monitor, which the source opens again. Server crashed: PortAudio ends the stream with an
+    error, and every try fails until the pipeline stops."""
     speech = mediagen.speak("remember to water the plants")
-    events: list[Any] = []
-    heard = threading.Event()
+    rec = _Recorder()
 
-    def listen(event: Any) -> None:
-        events.append(event)
-        if isinstance(event, UtteranceTranscribed):
-            heard.set()
-
-    # shm off when the daemon is killed: see PulseServer (a libpulse deadlock, not Daybook's).
     with _private_pulse(shm=how == "unplugged") as server:
         source = SoundDeviceSource("default", stall_timeout_s=1.5)
         pipeline = build_pipeline(
             Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"),
             audio=source,
         )
-        pipeline.bus.subscribe(listen)
+        capture = pipeline.captures[0]
+        pipeline.bus.subscribe(rec)
         pipeline.start()
         try:
             for pcm in (_silence(0.5), speech, _silence(0.8)):
                 server.feed(pcm)
-            assert heard.wait(timeout=len(speech) / RATE + 8), events
+            rec.wait_for(UtteranceTranscribed, timeout_s=len(speech) / RATE + 15)
             lost_at = time.monotonic()
             if how == "unplugged":
                 server.unplug()
             else:
                 server.kill()
-            ended = pipeline.wait(timeout_s=10)
+            rec.wait_for(SourceLost, timeout_s=10)
             noticed_s = time.monotonic() - lost_at
+            if how == "unplugged":  # opened again on what "default" is now: the monitor
+                # (which can take a few tries: the idle null sink's monitor is slow to start)
+                rec.wait_for(SourceRecovered, timeout_s=30)
+            else:
+                _wait_until(lambda: capture.tries >= 2, 10, "a second try to open it again")
+                assert capture.lost and source.reconnects == 0
+            assert capture.is_alive() and not capture.failed
+            assert not pipeline.wait(timeout_s=0.5), "the pipeline ended without its microphone"
         finally:
+            stop_at = time.monotonic()
+            pipeline.stop_event.set()
+            capture.join(5)
+            capture_stop_s = time.monotonic() - stop_at
             drained = pipeline.stop(drain_timeout_s=10)
-    assert ended, "the pipeline kept waiting for a microphone that is gone"
     assert drained
-    assert noticed_s < 4.0, noticed_s  # the 1.5 s stall timeout, then the drain
-    failed = [e for e in events if isinstance(e, SourceFailed)]
-    assert len(failed) == 1, events
-    assert failed[0].source == source.name
-    assert "stopped delivering audio" in failed[0].message, failed[0].message
+    assert noticed_s < 4.0, noticed_s  # the 1.5 s stall timeout at most
+    assert capture_stop_s < 1.0, capture_stop_s
+    assert not rec.of(SourceFailed), rec.events
+    lost = rec.of(SourceLost)
+    assert len(lost) == 1, rec.events
+    assert lost[0].source == source.name
+    assert "stopped delivering audio" in lost[0].message, lost[0].message
     assert pipeline.memory.stored == {"utterance": 1, "clip": 0}
+    assert pipeline.counters()["capture-audio.reconnects"] == (1 if how == "unplugged" else 0)
+
+
+@needs_pulse
+def test_record_says_when_the_microphone_is_lost_and_back(tmp_path: Path) -> None:
+    """`main.py record`: one line on stderr when the microphone is lost, one when it is back;
+    what is said after that is recorded; the tries in between print nothing (ALSA's and
+    PortAudio's complaints about a device that cannot be opened are silenced)."""
+    speech = mediagen.speak(SENTENCES[0])
+    with _private_pulse(sink=False) as server:
+        env = {**server.env, "DAYBOOK_CONFIG": str(tmp_path / "none.toml")}
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "record", "--camera", "", "--duration", "20",
+             "--json", "--data-dir", str(tmp_path / "data")],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines: list[str] = []
+        said = threading.Condition()
+
+        def read_stderr() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                with said:
+                    lines.append(line)
+                    said.notify_all()
+            with said:
+                lines.append("")  # the end
+                said.notify_all()
+
+        def wait_for(text: str, timeout_s: float) -> None:
+            with said:
+                ok = said.wait_for(lambda: any(text in x for x in lines) or "" in lines,
+                                   timeout=timeout_s)
+            assert ok and any(text in x for x in lines), (text, "".join(lines))
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        try:
+            wait_for("recording from microphone", 120)
+            server.unplug()
+            wait_for("lost", 15)
+            time.sleep(2.0)  # not a synchronisation: lets a try or two fail while it is away
+            server.plug()
+            wait_for("is back", 20)
+            server.feed(np.concatenate([_silence(LEAD_S), speech, _silence(TAIL_S)]))
+            out, _ = proc.communicate(timeout=90)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            reader.join(5)
+    err = "".join(lines)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    lost = [x for x in lines if "lost" in x]
+    back = [x for x in lines if "is back" in x]
+    assert len(lost) == 1 and len(back) == 1, err
+    assert lost[0].startswith("daybook: microphone default lost: microphone 'default' stopped "
+                              "delivering audio"), lost[0]
+    assert lost[0].rstrip().endswith("; retrying"), lost[0]
+    assert back[0].strip() == "daybook: microphone default is back; recording again", back[0]
+    assert "Unable to create stream" not in err, err  # the failed tries said nothing
+    summary = json.loads(out)
+    assert summary["utterances"] == 1, summary
+    assert summary["sources_failed"] == 0 and not summary["errors"], summary
+    assert summary["counters"]["capture-audio.reconnects"] == 1, summary
 
 
 @needs_pulse

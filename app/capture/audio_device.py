@@ -3,11 +3,18 @@
 The PortAudio callback only copies the block into a bounded queue and never blocks. If that queue
 is ever full the block is *not* silently lost: it is counted in `dropped_chunks` and logged as an
 error (audio is never dropped silently).
+
+A device that stops delivering raises InputError from `chunks`; the capture thread then calls
+`reopen` between tries until the device is back (see CaptureThread). PortAudio scans devices only
+when it is initialised, so `reopen` re-initialises it first, but only while no stream of this
+process is open (every PortAudio stream is opened here, under `_PA_LOCK`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -25,6 +32,11 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
 
+# PortAudio calls that must not meet a re-initialisation (device queries, opening streams), and
+# how many streams are open: PortAudio is re-initialised only when none is.
+_PA_LOCK = threading.RLock()
+_open_streams = 0
+
 
 def _sounddevice() -> Any:
     try:
@@ -41,10 +53,39 @@ def list_input_devices() -> list[dict[str, Any]]:
     """Input devices PortAudio can see; empty when there is no sound server or card."""
     sd = _sounddevice()
     try:
-        devices = sd.query_devices()
+        with _PA_LOCK:
+            devices = sd.query_devices()
     except sd.PortAudioError:
         return []
     return [dict(d) for d in devices if d.get("max_input_channels", 0) > 0]
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """ALSA and PortAudio print a few lines on stderr for every device that cannot be opened:
+    while a lost microphone is retried that would be a screenful every few seconds. Silenced
+    (fd 2, for the process: the few milliseconds of a try) as sounddevice silences Pa_Initialize."""
+    try:
+        saved = os.dup(2)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    try:
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _rescan(sd: Any) -> None:
+    """Re-initialise PortAudio so that its device list is fresh (a device plugged back, a sound
+    server restarted). Only with no stream open: Pa_Terminate closes them all."""
+    if sd._initialized:  # not public in sounddevice; there is no other way to rescan
+        sd._terminate()
+    sd._initialize()
 
 
 class SoundDeviceSource:
@@ -68,18 +109,21 @@ class SoundDeviceSource:
         self.stall_timeout_s = stall_timeout_s  # a live device calls back every block_ms
         self.dropped_chunks = 0
         self.overflows = 0
+        self.reconnects = 0  # times the device delivered again after it was lost
+        self._reopened = False  # opened again; counted in `reconnects` at its first block
         self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=queue_chunks)
-        try:
-            info = self.sd.query_devices(self.device, "input")
-        except (self.sd.PortAudioError, ValueError) as exc:
-            raise InputError(
-                f"no microphone '{device}' is available ({exc})"
-            ) from exc
-        self.device_name = str(info["name"])
+        self.device_name = str(device)
         self._stream: Any = None
         self.started = threading.Event()  # set once the stream really records
         self._rate = TARGET_SAMPLE_RATE_HZ
-        self._open(float(info.get("default_samplerate") or TARGET_SAMPLE_RATE_HZ))
+        with _PA_LOCK:
+            self._open()
+
+    def _query(self) -> dict[str, Any]:
+        try:
+            return dict(self.sd.query_devices(self.device, "input"))
+        except (self.sd.PortAudioError, ValueError) as exc:
+            raise InputError(f"no microphone '{self.device}' is available ({exc})") from exc
 
     def _callback(self, indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.input_overflow:
@@ -89,7 +133,14 @@ class SoundDeviceSource:
         except queue.Full:
             self.dropped_chunks += 1
 
-    def _open(self, default_rate: float) -> None:
+    def _open(self) -> None:
+        """Find the device by its name (or index) in PortAudio's list and open it; under
+        _PA_LOCK."""
+        global _open_streams
+        info = self._query()
+        self.device_name = str(info["name"])
+        default_rate = float(info.get("default_samplerate") or TARGET_SAMPLE_RATE_HZ)
+        self._rate = TARGET_SAMPLE_RATE_HZ
         blocksize = TARGET_SAMPLE_RATE_HZ * self.block_ms // 1000
         try:
             self._stream = self.sd.InputStream(
@@ -114,10 +165,38 @@ class SoundDeviceSource:
                 )
             except self.sd.PortAudioError as exc:
                 raise InputError(f"cannot open microphone '{self.device_name}': {exc}") from exc
+        _open_streams += 1
+
+    def reopen(self) -> None:
+        """Open the same device again after it was lost (from the capture thread, between
+        tries): PortAudio is re-initialised first when no stream is open, so a device that came
+        back is found again by its name. Raises InputError while it cannot be opened."""
+        self.close()
+        with _PA_LOCK, _quiet_stderr():
+            if _open_streams == 0:
+                try:
+                    _rescan(self.sd)
+                except self.sd.PortAudioError as exc:
+                    raise InputError(f"cannot re-initialise PortAudio: {exc}") from exc
+            else:
+                log.debug("microphone: another stream is open; PortAudio is not re-initialised")
+            self._open()
+        while True:  # nothing of the lost stream is delivered after the new one's first block
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._reopened = True
+        log.info("microphone '%s' opened again (%d Hz)", self.device_name, self._rate)
 
     def chunks(self, stop: threading.Event) -> Iterator[AudioCaptured]:
         resampler = StreamResampler(self._rate, TARGET_SAMPLE_RATE_HZ)
-        self._stream.start()
+        if self._stream is None:
+            raise InputError(f"microphone '{self.device_name}' is closed")
+        try:
+            self._stream.start()
+        except self.sd.PortAudioError as exc:
+            raise InputError(f"cannot start microphone '{self.device_name}': {exc}") from exc
         self.started.set()
         # One continuous clock: start time + samples so far (callback times jitter).
         start_s = time.time()
@@ -136,6 +215,9 @@ class SoundDeviceSource:
                     self._check_alive(empty_polls * _POLL_S)
                     continue
                 empty_polls = 0
+                if self._reopened:
+                    self._reopened = False
+                    self.reconnects += 1
                 if self.dropped_chunks != reported_drops:
                     log.error(
                         "microphone: %d audio blocks lost (pipeline too slow)",
@@ -174,10 +256,15 @@ class SoundDeviceSource:
         )
 
     def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.abort()
-                self._stream.close()
-            except self.sd.PortAudioError as exc:
-                log.warning("closing microphone: %s", exc)
-            self._stream = None
+        global _open_streams
+        with _PA_LOCK:
+            stream, self._stream = self._stream, None
+        if stream is None:
+            return
+        try:  # not under the lock: a stream whose sound server died can take a while to abort
+            stream.abort()
+            stream.close()
+        except self.sd.PortAudioError as exc:
+            log.warning("closing microphone: %s", exc)
+        with _PA_LOCK:
+            _open_streams -= 1

@@ -40,3 +40,17 @@ class FrameSource(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Reopenable(Protocol):
+    """A live source whose device can be opened again after it was lost (a microphone unplugged
+    and plugged back, its sound server restarted). The capture thread calls `reopen` between
+    tries, then iterates the source again."""
+
+    reconnects: int  # times the device delivered again after it was lost
+
+    def reopen(self) -> None:
+        """Close what is left of the lost device and open it again (by name: "default" follows
+        the system default). Raises InputError while it cannot be opened."""
+        ...

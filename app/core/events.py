@@ -70,6 +70,22 @@ class SourceFailed:
     message: str
 
 
+@dataclass(frozen=True)
+class SourceLost:
+    """A live source's device stopped delivering (a microphone unplugged, its sound server
+    restarted). The capture goes on: the device is opened again until it is back."""
+
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class SourceRecovered:
+    """A lost live source delivers again; the time it was lost is simply missing."""
+
+    source: str
+
+
 # --- perception ------------------------------------------------------------------------------
 
 

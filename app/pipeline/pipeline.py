@@ -80,7 +80,7 @@ class Pipeline:
             values[f"{inbox.name}.high_water"] = inbox.high_water
             values[f"{inbox.name}.dropped"] = inbox.dropped
         for capture in self.captures:
-            for counter in ("dropped_chunks", "overflows"):
+            for counter in ("dropped_chunks", "overflows", "reconnects"):
                 value = getattr(capture.source, counter, None)
                 if value is not None:
                     values[f"{capture.name}.{counter}"] = int(value)

@@ -14,6 +14,8 @@ import numpy as np
 
 from app.capture.base import AudioSource as AudioSourceT
 from app.capture.base import FrameSource as FrameSourceT
+from app.capture.base import Reopenable
+from app.core.errors import InputError
 from app.core.events import (
     AudioCaptured,
     ClipClosed,
@@ -24,6 +26,8 @@ from app.core.events import (
     SoundClass,
     SourceEnded,
     SourceFailed,
+    SourceLost,
+    SourceRecovered,
     SpeechEnded,
     SpeechStarted,
     UtteranceTranscribed,
@@ -51,9 +55,16 @@ class CaptureThread(threading.Thread):
 
     On any failure it reports `SourceFailed`; it always ends with `SourceEnded` so the stages
     downstream flush and stop.
+
+    A live source that can open its device again (`Reopenable`: a microphone) is not given up
+    when its device stops delivering (InputError while running): `SourceLost` is reported and the
+    device is opened again after `retry_delays_s` (the last one repeats) until it delivers again
+    (`SourceRecovered`, at its first item) or the pipeline stops. Its items keep wall-clock
+    times: the time it was lost is simply missing. A replayed file is never retried.
     """
 
     order = ShutdownOrder.CAPTURE
+    retry_delays_s: tuple[float, ...] = (0.5, 1.0, 2.0, 5.0)
 
     def __init__(
         self,
@@ -78,34 +89,26 @@ class CaptureThread(threading.Thread):
         self.items = 0
         self.position_s = 0.0  # media seconds delivered so far
         self.failed: str | None = None
+        self.lost: str | None = None  # why the device is lost, while it is retried
+        self.tries = 0  # to open it again, since it was lost
         self.ended = False
+        self._t_first: float | None = None
+        self._last_preview = 0.0
+        self._lost_at = 0.0
 
     def run(self) -> None:
         src = self.source
-        t_first: float | None = None
-        last_preview = 0.0
         try:
-            items = (
-                src.chunks(self.stop) if isinstance(src, AudioSourceT) else src.frames(self.stop)
-            )
-            for item in items:
-                if (self.preview_width and isinstance(item, FrameCaptured)
-                        and time.monotonic() - last_preview >= PREVIEW_MIN_GAP_S):
-                    last_preview = time.monotonic()
-                    self.bus.emit(FramePreviewed(_downscale(item.image, self.preview_width),
-                                                 item.t_s))
-                if self.recording is not None and not self.recording.is_set():
-                    self.withheld += 1
-                    continue
-                if not self.out.put(item, self.abort):
+            while True:
+                try:
+                    self._deliver(src)
                     break
-                self.items += 1
-                if isinstance(item, AudioCaptured):
-                    t0, t1 = item.t0_s, item.t0_s + item.duration_s
-                else:
-                    t0 = t1 = item.t_s
-                t_first = t0 if t_first is None else t_first
-                self.position_s = t1 - t_first
+                except InputError as exc:
+                    if not (src.live and isinstance(src, Reopenable)) or self.stop.is_set():
+                        raise
+                    self._report_lost(exc)
+                    if not self._reopen(src):
+                        break  # the pipeline stopped meanwhile
         except Exception as exc:
             self.failed = f"{src.name}: {exc}"
             log.error("source failed: %s", self.failed)
@@ -115,6 +118,62 @@ class CaptureThread(threading.Thread):
             src.close()
             self.out.put(SourceEnded(source=src.name))
             self.bus.emit(SourceEnded(source=src.name))
+
+    def _deliver(self, src: AudioSourceT | FrameSourceT) -> None:
+        """Pass the source's items on until it ends, `stop`, or it raises."""
+        items = src.chunks(self.stop) if isinstance(src, AudioSourceT) else src.frames(self.stop)
+        for item in items:
+            if self.lost is not None:
+                self._report_recovered()
+            if (self.preview_width and isinstance(item, FrameCaptured)
+                    and time.monotonic() - self._last_preview >= PREVIEW_MIN_GAP_S):
+                self._last_preview = time.monotonic()
+                self.bus.emit(FramePreviewed(_downscale(item.image, self.preview_width),
+                                             item.t_s))
+            if self.recording is not None and not self.recording.is_set():
+                self.withheld += 1
+                continue
+            if not self.out.put(item, self.abort):
+                break
+            self.items += 1
+            if isinstance(item, AudioCaptured):
+                t0, t1 = item.t0_s, item.t0_s + item.duration_s
+            else:
+                t0 = t1 = item.t_s
+            self._t_first = t0 if self._t_first is None else self._t_first
+            self.position_s = t1 - self._t_first
+
+    def _report_lost(self, exc: InputError) -> None:
+        if self.lost is not None:  # opened again, but it failed before delivering: still lost
+            log.info("%s: still lost (%s)", self.source.name, exc)
+            return
+        self.lost = str(exc)
+        self._lost_at = time.monotonic()
+        # INFO: the event is what tells the user (the banner, `record`'s own line on stderr).
+        log.info("%s lost: %s; opening it again until it is back", self.source.name, exc)
+        self.bus.emit(SourceLost(source=self.source.name, message=str(exc)))
+
+    def _report_recovered(self) -> None:
+        log.info("%s is back after %.1f s (%d tries)", self.source.name,
+                 time.monotonic() - self._lost_at, self.tries)
+        self.lost = None
+        self.tries = 0
+        self.bus.emit(SourceRecovered(source=self.source.name))
+
+    def _reopen(self, src: Reopenable) -> bool:
+        """Open the lost device again, with back-off, until it opens (True) or `stop` (False)."""
+        while True:
+            delay = self.retry_delays_s[min(self.tries, len(self.retry_delays_s) - 1)]
+            if self.stop.wait(delay):
+                return False
+            self.tries += 1
+            try:
+                src.reopen()
+            except InputError as exc:
+                log.debug("%s: try %d to open it again failed: %s", self.source.name,
+                          self.tries, exc)
+                continue
+            return True
 
 
 def _downscale(image: np.ndarray, width: int) -> np.ndarray:

@@ -7,7 +7,14 @@ import html
 
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QWidget
 
-from app.core.events import EngineFailed, EngineRecovered, MomentsKept, SourceFailed
+from app.core.events import (
+    EngineFailed,
+    EngineRecovered,
+    MomentsKept,
+    SourceFailed,
+    SourceLost,
+    SourceRecovered,
+)
 
 # Key prefixes. Set-up notes (no camera, no models) and source failures belong to one start and
 # are replaced by the next; an engine's failure stays until it recovers; kept moments until
@@ -20,6 +27,11 @@ def failure_text(event: object) -> tuple[str, str | None] | None:
     events that are not about failures."""
     if isinstance(event, SourceFailed):
         return f"{SOURCE}{event.source}", f"{event.source} stopped: {event.message}"
+    if isinstance(event, SourceLost):
+        return f"{SOURCE}{event.source}", (f"{event.source} lost ({event.message}); retrying: "
+                                           "recording goes on as soon as it is back.")
+    if isinstance(event, SourceRecovered):
+        return f"{SOURCE}{event.source}", None
     if isinstance(event, EngineFailed):
         then = ("Restarting it; what it was working on is kept." if event.restarting
                 else "It is not restarted: Daybook goes on without it.")
