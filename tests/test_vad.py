@@ -88,3 +88,20 @@ def test_webrtcvad_finds_espeak_speech() -> None:
     assert len(ends) >= 1
     assert ends[0].t0_s == pytest.approx(1.0 - 0.3, abs=0.25)
     assert ends[-1].t1_s == pytest.approx(1.0 + len(speech) / RATE, abs=0.4)
+
+
+def test_a_gap_in_the_audio_ends_what_was_open_and_restarts_time() -> None:
+    """A microphone that came back (or recording resumed): speech cut by the gap ends where
+    the audio stopped, and what follows is timed from its own chunks."""
+    from app.core.config import VadConfig
+    from app.perception.fakes import EnergyVad
+
+    seg = SpeechSegmenter(EnergyVad(), VadConfig())
+    before = _signal([(0.5, 2.0)], 2.0)  # still talking when the audio stops
+    after = _signal([(0.5, 1.5)], 3.0)
+    events = _run(seg, before, start_s=100.0) + _run(seg, after, start_s=160.0)
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    assert len(ended) == 2
+    assert ended[0].t1_s == pytest.approx(102.0, abs=0.05)
+    assert ended[1].t0_s == pytest.approx(160.5 - 0.3, abs=0.1)  # with its pre-roll
+    assert ended[1].t1_s == pytest.approx(161.5, abs=0.05)

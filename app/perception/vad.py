@@ -71,10 +71,18 @@ class SpeechSegmenter:
         return self._open is not None
 
     def push(self, chunk: AudioCaptured) -> list[SpeechStarted | SpeechEnded]:
+        out: list[SpeechStarted | SpeechEnded] = []
+        if self._pending_t0_s is not None:
+            expected_s = self._pending_t0_s + len(self._pending) / self.sample_rate_hz
+            if abs(chunk.t0_s - expected_s) > self.vad.frame_ms / 1000:
+                # A gap (a microphone that came back, recording resumed after a pause): what
+                # was open ends where the audio stopped, and time restarts from this chunk.
+                out.extend(self.flush())
+                self._history.clear()
+                self._pending = np.zeros(0, dtype=np.int16)
         if self._pending_t0_s is None or len(self._pending) == 0:
             self._pending_t0_s = chunk.t0_s - len(self._pending) / self.sample_rate_hz
         data = np.concatenate([self._pending, chunk.pcm]) if len(self._pending) else chunk.pcm
-        out: list[SpeechStarted | SpeechEnded] = []
         n_frames = len(data) // self.frame_len
         t0 = self._pending_t0_s
         for i in range(n_frames):

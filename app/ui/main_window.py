@@ -47,6 +47,8 @@ from app.core.events import (
     RecordingResumed,
     SourceEnded,
     SourceFailed,
+    SourceLost,
+    SourceRecovered,
     SpeechEnded,
     SpeechStarted,
     UtteranceTranscribed,
@@ -236,7 +238,8 @@ class MainWindow(QMainWindow):
             self._on_answer(event)
         elif isinstance(event, RecordingPaused | RecordingResumed):
             self.refresh_status()
-        elif isinstance(event, SourceFailed | EngineFailed | EngineRecovered | MomentsKept):
+        elif isinstance(event, SourceFailed | SourceLost | SourceRecovered | EngineFailed
+                        | EngineRecovered | MomentsKept):
             self._on_failure(event)
         elif isinstance(event, WorkerFailed):
             self.statusBar().showMessage(f"{event.worker}: {event.message}", 8000)
