@@ -31,6 +31,11 @@ from app.perception.asr_moonshine import (
 from app.perception.hallucination import find_loop, guard_transcript
 from tests import mediagen
 
+
+def _conversation(lines, total_s, **kw):  # type: ignore[no-untyped-def]
+    """The expectations here were measured on espeak-ng's en-us voice."""
+    return mediagen.conversation(lines, total_s, voice="en-us", **kw)
+
 RATE = 16_000
 slow = pytest.mark.slow
 
@@ -286,11 +291,11 @@ def test_missing_wheels_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_sentences(asr: MoonshineTranscriber) -> None:
     # Each sentence as a microphone hears it: 0.3 s in, over quiet room noise.
     exact = "my flight to Berlin leaves early on Sunday"
-    heard = asr.transcribe(mediagen.conversation([(0.3, exact)], 3.8), RATE)
+    heard = asr.transcribe(_conversation([(0.3, exact)], 3.8), RATE)
     assert words(heard) == words(exact)
     for sentence, must in [("I lent my blue umbrella to Peter", ["blue", "umbrella", "peter"]),
                            ("remember to water the tomato plants", ["tomato", "plants"])]:
-        heard = asr.transcribe(mediagen.conversation([(0.3, sentence)], 3.5), RATE)
+        heard = asr.transcribe(_conversation([(0.3, sentence)], 3.5), RATE)
         assert word_errors(sentence, heard) <= 1, heard
         assert all(w in words(heard) for w in must), heard
     assert "moonshine_cpp" not in sys.modules
@@ -337,7 +342,7 @@ def test_token_budget_stops_a_runaway(asr: MoonshineTranscriber,
                                       monkeypatch: pytest.MonkeyPatch) -> None:
     assert asr_moonshine.max_tokens(3.0) == 30  # 6.5 a second, plus 10
     monkeypatch.setattr(asr_moonshine, "max_tokens", lambda duration_s: 3)
-    pcm = mediagen.conversation([(0.3, "my flight to Berlin leaves early on Sunday")], 3.8)
+    pcm = _conversation([(0.3, "my flight to Berlin leaves early on Sunday")], 3.8)
     ids, ended = asr._generate(pcm.astype(np.float32) / 32768.0)
     assert len(ids) == 3 and not ended
     assert words(asr.transcribe(pcm, RATE)) == ["my", "flight", "to"]
@@ -346,7 +351,7 @@ def test_token_budget_stops_a_runaway(asr: MoonshineTranscriber,
 @slow
 @needs_weights
 def test_long_audio_is_cut_in_pieces(asr: MoonshineTranscriber) -> None:
-    audio = mediagen.conversation([(1.0, "my flight to Berlin leaves early on Sunday"),
+    audio = _conversation([(1.0, "my flight to Berlin leaves early on Sunday"),
                                    (27.5, "I lent my blue umbrella to Peter")], 31.0)
     heard = words(asr.transcribe(audio, RATE))
     assert heard[:8] == words("my flight to Berlin leaves early on Sunday")
@@ -361,7 +366,7 @@ def test_in_a_child_process() -> None:
     asr = ProcessTranscriber("moonshine")
     try:
         assert asr.name == "moonshine base-en (onnxruntime)"
-        speech = mediagen.conversation([(0.3, "my flight to Berlin leaves early on Sunday")], 3.8)
+        speech = _conversation([(0.3, "my flight to Berlin leaves early on Sunday")], 3.8)
         assert words(asr.transcribe(speech, RATE)) == words(
             "my flight to Berlin leaves early on Sunday")
     finally:

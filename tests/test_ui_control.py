@@ -24,7 +24,7 @@ from app.core.events import (
     SourceFailed,
 )
 from app.core.paths import DataPaths
-from app.perception.fakes import EnergyVad, ScriptedTranscriber
+from app.perception.fakes import EnergyVad, ScriptedTranscriber, always_speech
 from app.pipeline.service import DaybookService
 from app.ui.main_window import MainWindow
 
@@ -97,7 +97,7 @@ def window(qtbot, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def start(win: MainWindow, key: str, name: str | None = None) -> bool:
     return win.start_recording(key, camera(name or key), vad=EnergyVad(),
-                               transcriber=ScriptedTranscriber([]))
+                               classify_sound=always_speech, transcriber=ScriptedTranscriber([]))
 
 
 def test_recording_shows_only_once_start_returned(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from PySide6.QtCore import QTimer, QUrl
 from app.capture.fakes import ArrayAudioSource, ListFrameSource
 from app.core.config import Config
 from app.core.paths import DataPaths
-from app.perception.fakes import EnergyVad, ScriptedTranscriber
+from app.perception.fakes import EnergyVad, ScriptedTranscriber, always_speech
 from app.pipeline.service import DaybookService
 from app.reasoning.instruction import addressed_question
 from app.ui.app import replay_sources
@@ -49,6 +49,7 @@ def _fake_run(win: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
     audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.0)], 7.0), start_s=now)
     video = ListFrameSource([_scene(1)] * 4 + [_scene(2)] * 4, fps=1.0, start_s=now)
     win.start_recording("fakes", lambda: (audio, video, []), vad=EnergyVad(),
+                        classify_sound=always_speech,  # the test signal is tones
                         transcriber=ScriptedTranscriber(["the spare key is under the blue pot",
                                                          "lunch at noon with Sam"]))
     qtbot.waitUntil(lambda: win.control.state == "running", timeout=10_000)
@@ -89,7 +90,8 @@ def test_a_question_said_to_the_wake_name_is_answered(window: MainWindow, qtbot)
     streams into the conversation marked as said, and never cites the question itself."""
     now = time.time() - 10
     audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.0), (7.0, 8.0)], 10.0), start_s=now)
-    window.service.start(audio=audio, video=None, vad=EnergyVad(), transcriber=ScriptedTranscriber(
+    window.service.start(audio=audio, video=None, vad=EnergyVad(), classify_sound=always_speech,
+                         transcriber=ScriptedTranscriber(
         ["the spare key is under the blue pot", "lunch at noon with Sam",
          "hey daybook where is the spare key"]))
     qtbot.waitUntil(lambda: any(ex.done for ex in window.exchanges.values()), timeout=15_000)
