@@ -205,6 +205,9 @@ def test_live_record_survives_an_engine_fault(fault: str, talk: Path, tmp_path: 
 def _remembered_live(data_dir: Path, t0: float) -> list[dict]:
     from app.core.timefmt import local_day
 
-    res = run_cli("timeline", "--day", local_day(t0), "--json", data_dir=data_dir)
-    assert res.code == 0, res.err
-    return [m for m in res.json()["moments"] if m["kind"] == "utterance"]
+    said = []
+    for day in sorted({local_day(t0), local_day(time.time())}):  # a run may cross midnight
+        res = run_cli("timeline", "--day", day, "--json", data_dir=data_dir)
+        assert res.code == 0, res.err
+        said += [m for m in res.json()["moments"] if m["kind"] == "utterance"]
+    return said
