@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.reasoning.instruction import edit_distance
 from bench.sound import coloured, drums, lowpass, norm, song, to_i16
 from tests import mediagen
 
@@ -362,10 +363,4 @@ def normalise(text: str) -> list[str]:
 
 def word_errors(ref: list[str], hyp: list[str]) -> int:
     """Substitutions + deletions + insertions (Levenshtein over words)."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i]
-        for j, h in enumerate(hyp, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h)))
-        prev = cur
-    return prev[-1]
+    return edit_distance(ref, hyp)

@@ -16,13 +16,14 @@ a generated set of addressed and other utterances, notebook/daybreak/"they look"
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable, Sequence
 
 _WORD = re.compile(r"[a-z0-9']+")
 _LEAD = frozenset({"hey", "hi", "ok", "okay", "hello", "so", "um", "uh", "oh", "and", "say"})
 
 
-def _edits(a: str, b: str) -> int:
-    """Levenshtein distance."""
+def edit_distance(a: Sequence[Hashable], b: Sequence[Hashable]) -> int:
+    """Levenshtein distance between two sequences (letters of a word, words of a sentence)."""
     prev = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):
         cur = [i]
@@ -35,7 +36,7 @@ def _edits(a: str, b: str) -> int:
 def _near(heard: str, name: str) -> bool:
     # Two substitutions ("hey book"), but not two extra letters ("my daybook").
     allowed = 2 if len(name) >= 7 and len(heard) == len(name) else 1 if len(name) >= 5 else 0
-    return abs(len(heard) - len(name)) <= allowed and _edits(heard, name) <= allowed
+    return abs(len(heard) - len(name)) <= allowed and edit_distance(heard, name) <= allowed
 
 
 def _name_span(words: list[str], at: int, name: str, backwards: bool = False) -> int:
