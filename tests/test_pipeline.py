@@ -340,3 +340,31 @@ def test_deleting_a_range_forgets_what_is_kept_but_not_stored(tmp_path: Path) ->
     assert [round(m.t0_s - START, 1) for m, _ in store.items.values()] == [2.7]
     assert not (data.memory / "journal.jsonl").exists()
     assert [u.t0_s - START for u in asr.spool.pending()] == [pytest.approx(2.7, abs=0.1)]
+
+
+def test_a_question_the_recogniser_heard_put_to_the_name_travels_with_the_transcript(
+        tmp_path: Path) -> None:
+    """A recogniser that can check for the wake name (Moonshine: name_check.py) gives the question
+    beside its text; the worker asks it with the current wake name and the moment keeps it."""
+    names: list[str] = []
+
+    class Hearing(ScriptedTranscriber):
+        def transcribe_addressed(self, pcm, sample_rate_hz, wake_name):  # type: ignore[no-untyped-def]
+            names.append(wake_name)
+            text = self.transcribe(pcm, sample_rate_hz)
+            return text, "where are my keys" if text.startswith("They book,") else ""
+
+    store = InMemoryStore()
+    cfg = Config()  # wake name "Daybook"
+    audio = ArrayAudioSource(_signal([(1.0, 2.0), (4.0, 5.5)], 8.0), start_s=START)
+    asr = Hearing(["They book, where are my keys?", "They booked a table."])
+    pipe, events = _build(tmp_path, audio=audio, store=store, transcriber=asr, cfg=cfg)
+    pipe.start()
+    assert pipe.wait(20)
+    said = [e for e in events if isinstance(e, UtteranceTranscribed)]
+    assert [(u.text, u.question) for u in said] == [
+        ("They book, where are my keys?", "where are my keys"), ("They booked a table.", "")]
+    assert names == ["Daybook", "Daybook"]
+    kept = {m.text: m.question for m, _ in store.items.values()}
+    assert kept == {"They book, where are my keys?": "where are my keys",
+                    "They booked a table.": ""}

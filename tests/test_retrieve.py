@@ -126,3 +126,17 @@ def test_questions_said_to_the_assistant_answer_nothing(tmp_path: Path) -> None:
     cites, _ = minding.retrieve("what happened this morning?", NOW)  # listing a range too
     assert "utt-q" not in [c.moment.id for c in cites]
     assert minding.store.count()["utterance"] == 4  # still remembered
+
+
+def test_a_question_the_recogniser_heard_asked_of_the_name_answers_nothing(
+        tmp_path: Path) -> None:
+    """The name bent beyond the text match ("they book, ..."): the moment's question, from the
+    recogniser's own check (name_check.py), marks it as asked."""
+    retriever, keys = _setup(tmp_path)
+    e = retriever.embedder
+    heard = "they book where are my keys"
+    retriever.store.add([(Moment("utt-q", "utterance", MORNING + 60, MORNING + 62, heard,
+                                 question="where are my keys"), e.embed([heard])[0])])
+    minding = Retriever(retriever.store, e, keys, ReasoningConfig(), wake_name="Daybook")
+    cites, _ = minding.retrieve("where are my keys", NOW)
+    assert "utt-q" not in {c.moment.id for c in cites} and cites

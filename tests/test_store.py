@@ -16,7 +16,7 @@ from app.memory.fakes import InMemoryStore
 DAY1 = 1_795_165_200.0  # 2026-11-20 09:00 UTC
 DAY2 = DAY1 + 86_400
 
-TEXTS = [(DAY1 + 10, "I had eggs for breakfast"), (DAY1 + 60, "the meeting is at three"),
+TEXTS = [(DAY1 + 10, "I had eggs for breakfast"), (DAY1 + 60, "They book, when is the meeting?"),
          (DAY2 + 5, "water the tomato plants"), (DAY2 + 90, "breakfast tomorrow is pancakes")]
 
 
@@ -24,7 +24,8 @@ def _fill(store: ChromaMemoryStore | InMemoryStore) -> None:
     e = LexicalEmbedder()
     vecs = e.embed([t for _, t in TEXTS])
     items = [(Moment(id=f"utt-{i}", kind="utterance", t0_s=t, t1_s=t + 2, text=text,
-                     sound="speech"), v) for i, ((t, text), v) in enumerate(zip(TEXTS, vecs, strict=False))]
+                     sound="speech", question="when is the meeting" if "book," in text else ""),
+              v) for i, ((t, text), v) in enumerate(zip(TEXTS, vecs, strict=False))]
     clip = Moment(id="clip-1", kind="clip", t0_s=DAY1 + 5, t1_s=DAY1 + 20,
                   key_frame="2026-11-20/x.jpg", n_frames=16)
     items.append((clip, np.ones(256, np.float32) / 16))
@@ -56,6 +57,7 @@ def test_moments_on_day_in_order_with_all_fields(store) -> None:
     assert clip.key_frame == "2026-11-20/x.jpg" and clip.n_frames == 16 and clip.text == ""
     assert utt == Moment(id="utt-0", kind="utterance", t0_s=DAY1 + 10, t1_s=DAY1 + 12,
                          text="I had eggs for breakfast", sound="speech", key_frame=None)
+    assert day[2].question == "when is the meeting"  # what the recogniser heard asked of the name
     assert store.moments_on_day("2030-01-01") == []
     assert store.count() == {"utterance": 4, "clip": 1}
 

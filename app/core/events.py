@@ -114,6 +114,9 @@ class UtteranceTranscribed:
     backend: str
     retry: bool = False  # a kept utterance transcribed again (its moment is updated)
     sound_confidence: float = 1.0  # the sound classifier's, 0..1
+    # What was asked of the wake name, when the recogniser heard the name said to it (in its
+    # text, or by checking readings with the name against the audio: name_check.py); "" if not.
+    question: str = ""
 
 
 @dataclass(frozen=True, eq=False)

@@ -22,6 +22,7 @@ class Moment:
     sound: str = ""
     key_frame: str | None = None  # path relative to the key-frame dir
     n_frames: int = 0
+    question: str = ""  # an utterance that asked the assistant this (UtteranceTranscribed)
 
 
 @dataclass(frozen=True)

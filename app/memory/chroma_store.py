@@ -36,6 +36,7 @@ def _meta(m: Moment) -> dict[str, Any]:
         "sound": m.sound,
         "key_frame": m.key_frame or "",
         "n_frames": m.n_frames,
+        "question": m.question,
     }
 
 
@@ -49,6 +50,7 @@ def _moment(id_: str, meta: dict[str, Any], doc: str | None) -> Moment:
         sound=str(meta.get("sound", "")),
         key_frame=str(meta.get("key_frame") or "") or None,
         n_frames=int(meta.get("n_frames", 0)),
+        question=str(meta.get("question") or ""),
     )
 
 

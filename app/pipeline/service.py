@@ -240,7 +240,8 @@ class DaybookService:
             return
         if not isinstance(event, UtteranceTranscribed) or not event.text or event.retry:
             return  # a kept utterance transcribed again later is no question now
-        question = addressed_question(event.text, self.cfg.assistant.wake_name)
+        question = event.question or addressed_question(event.text,
+                                                        self.cfg.assistant.wake_name)
         if question:
             # No question text at INFO (privacy): _answer logs it at DEBUG, naming the moment.
             log.info("spoken question (%s): %d chars", event.id, len(question))

@@ -231,10 +231,12 @@ class AsrWorker(Worker):
     def __init__(
         self, transcriber: Transcriber | None, memory_inbox: Inbox[Any],
         spool: UntranscribedSpool | None = None,
-        classify: SoundClassifierFn = classify_sound_with_confidence, **kw: Any
+        classify: SoundClassifierFn = classify_sound_with_confidence,
+        wake_name: Callable[[], str] | None = None, **kw: Any
     ) -> None:
         super().__init__(**kw)
         self.transcriber = transcriber
+        self.wake_name = wake_name  # read for each utterance: the settings may change it
         self.classify = classify
         self.memory_inbox = memory_inbox
         self.spool = spool if spool is not None else UntranscribedSpool()
@@ -246,10 +248,10 @@ class AsrWorker(Worker):
     def handle(self, item: SpeechEnded) -> None:
         sound, confidence = self.classify(item.pcm, item.sample_rate_hz)
         id_ = f"utt-{round(item.t0_s * 1000)}"
-        text, backend = "", "none"
+        text, backend, question = "", "none", ""
         if self.transcriber is not None and not _surely_not_speech(sound, confidence):
             try:
-                text = self._transcribe(item.pcm, item.sample_rate_hz)
+                text, question = self._transcribe_addressed(item.pcm, item.sample_rate_hz)
                 backend = self.transcriber.name
             except Exception as exc:
                 self.failed += 1
@@ -267,7 +269,8 @@ class AsrWorker(Worker):
             backend = f"none ({sound}: nothing to transcribe)"
         self._send(UtteranceTranscribed(id=id_, text=text, t0_s=item.t0_s, t1_s=item.t1_s,
                                         sound=sound, backend=backend,
-                                        sound_confidence=round(confidence, 3)))
+                                        sound_confidence=round(confidence, 3),
+                                        question=question if text else ""))
 
     def _transcribe(self, pcm: np.ndarray, sample_rate_hz: int) -> str:
         """The recogniser's text, with what it made up removed (loops, more words than the
@@ -275,6 +278,17 @@ class AsrWorker(Worker):
         assert self.transcriber is not None
         text = self.transcriber.transcribe(pcm, sample_rate_hz)
         return guard_transcript(text, len(pcm) / sample_rate_hz)
+
+    def _transcribe_addressed(self, pcm: np.ndarray, sample_rate_hz: int) -> tuple[str, str]:
+        """The text, and what was asked of the wake name where the recogniser can tell that the
+        name was said though its text bent or dropped it (app/perception/name_check.py)."""
+        name = self.wake_name() if self.wake_name is not None else ""
+        check = getattr(self.transcriber, "transcribe_addressed", None)
+        if not name.strip() or check is None:
+            return self._transcribe(pcm, sample_rate_hz), ""
+        text, question = check(pcm, sample_rate_hz, name)
+        kept = guard_transcript(str(text), len(pcm) / sample_rate_hz)
+        return kept, str(question) if kept else ""
 
     def _send(self, event: UtteranceTranscribed) -> None:
         self.bus.emit(event)
@@ -429,6 +443,7 @@ class MemoryWorker(Worker):
                 t1_s=item.t1_s,
                 text=item.text,
                 sound=str(item.sound),
+                question=item.question,
             )
             vector = None  # embedded with the batch
             if item.retry and not any(m.id == item.id for m, _ in self._pending):

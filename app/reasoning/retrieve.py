@@ -34,8 +34,8 @@ class Retriever:
     def _asked(self, m: Moment) -> bool:
         """A question said to the assistant: remembered, but it answers nothing (not even
         itself, or a later question like it)."""
-        return (m.kind == "utterance" and bool(self.wake_name)
-                and addressed_question(m.text, self.wake_name) is not None)
+        return m.kind == "utterance" and (bool(m.question) or (
+            bool(self.wake_name) and addressed_question(m.text, self.wake_name) is not None))
 
     def retrieve(
         self, question: str, now: dt.datetime | None = None
