@@ -14,12 +14,22 @@ a download of unknown size) stops the download and removes the part, whether or 
 sent a Content-Length; so does a checksum mismatch. Free disk space is checked before starting and
 again while streaming; running short stops the download and keeps the part for a resume. A cancel
 removes the part. Only a file whose size and sha256 match is renamed into place.
+
+An archive download (a catalog entry with `archive = "zip"`: a wheel is a zip) is such a download,
+and its central directory is checked before the part is renamed: every member the catalog names
+must be there, a plain file of the stated size. Then `extract_members` takes out only those
+members, by the names the catalog gives them (an archive's own paths are looked up, never written
+to: nothing can land outside the folder), streaming each with its size capped and checking its
+sha256, into a hidden staging folder beside the destination; `replace_folder` renames that folder
+into place, so the destination holds the old files or all the new ones, never a mix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
+import hashlib
 import http.client
 import json
 import os
@@ -27,11 +37,15 @@ import re
 import shutil
 import socket
 import ssl
+import stat
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import uuid
+import zipfile
+import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +53,7 @@ from urllib.parse import urlsplit
 
 from app.core.errors import DaybookError
 from app.core.units import fmt_bytes
+from app.models.catalog import ArchiveMember
 from app.models.validate import sha256_file
 
 CHUNK_BYTES = 256 * 1024
@@ -63,6 +78,10 @@ class DownloadCancelled(DownloadError):
 
 class ChecksumMismatch(DownloadError):
     pass
+
+
+class ArchiveError(DownloadError):
+    """A downloaded archive lacks a member the catalog names, or holds a different one."""
 
 
 @dataclass(frozen=True)
@@ -476,3 +495,135 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+
+# --- archives ----------------------------------------------------------------------------------
+
+STAGING_SUFFIXES = (".extract", ".old")
+STALE_STAGING_S = 3600.0  # older than this, a staging folder is a killed install's leftover
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError,
+               ValueError)
+
+
+def _member_info(zf: zipfile.ZipFile, member: ArchiveMember, name: str) -> zipfile.ZipInfo:
+    try:
+        info = zf.getinfo(member.path)
+    except KeyError:
+        raise ArchiveError(f"{name} has no {member.path} (not the archive the catalog "
+                           "describes); nothing was installed") from None
+    kind = stat.S_IFMT(info.external_attr >> 16)  # 0: the writer did not say (not a link)
+    if info.is_dir() or kind not in (0, stat.S_IFREG):
+        raise ArchiveError(f"{name}: {member.path} is not a plain file (a folder or a link); "
+                           "nothing was installed")
+    if info.flag_bits & 0x1:
+        raise ArchiveError(f"{name}: {member.path} is encrypted; nothing was installed")
+    if info.file_size != member.size_bytes:
+        raise ArchiveError(f"{name}: {member.path} is {info.file_size} bytes, the catalog says "
+                           f"{member.size_bytes} (a different file); nothing was installed")
+    return info
+
+
+def check_archive(path: Path, members: Sequence[ArchiveMember], name: str = "") -> None:
+    """The zip at `path` (called `name` in messages) holds every member in `members`, each a plain
+    file of its stated size (from the central directory: nothing is extracted). Raises
+    ArchiveError saying what is not."""
+    name = name or path.name
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member in members:
+                _member_info(zf, member, name)
+    except _ZIP_ERRORS as exc:
+        raise ArchiveError(f"{name} is not a readable zip archive ({exc}); nothing was "
+                           "installed") from exc
+
+
+def extract_members(archive: Path, members: Sequence[ArchiveMember], folder: Path,
+                    cancel: threading.Event | None = None, name: str = "") -> None:
+    """Write each member of the zip `archive` to `folder / member.file` (new files in an existing
+    folder), streaming it with its size capped at the catalog's, then checking its sha256 and
+    syncing it to disk. Raises ArchiveError on any mismatch (the caller removes `folder`)."""
+    name = name or archive.name
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            for member in members:
+                _extract_one(zf, _member_info(zf, member, name), member, folder, name, cancel)
+    except _ZIP_ERRORS as exc:
+        raise ArchiveError(f"{name}: cannot read a member ({exc}); nothing was "
+                           "installed") from exc
+    _fsync_dir(folder)
+
+
+def _extract_one(zf: zipfile.ZipFile, info: zipfile.ZipInfo, member: ArchiveMember,
+                 folder: Path, name: str, cancel: threading.Event | None) -> None:
+    digest = hashlib.sha256()
+    done = 0
+    with zf.open(info) as src, (folder / member.file).open("xb") as out:
+        while chunk := src.read(CHUNK_BYTES):
+            if cancel is not None and cancel.is_set():
+                raise DownloadCancelled("download cancelled; nothing was installed")
+            done += len(chunk)
+            if done > member.size_bytes:  # the header lied: stop before filling the disk
+                raise ArchiveError(f"{name}: {member.path} holds more than the "
+                                   f"{member.size_bytes} bytes the catalog says; nothing was "
+                                   "installed")
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if done != member.size_bytes:
+        raise ArchiveError(f"{name}: {member.path} is {done} bytes, the catalog says "
+                           f"{member.size_bytes}; nothing was installed")
+    if digest.hexdigest() != member.sha256:
+        raise ArchiveError(f"{name}: {member.path} does not match the catalog (expected sha256 "
+                           f"{member.sha256}, got {digest.hexdigest()}); nothing was installed")
+
+
+def staging_folder(dest: Path, kind: str = ".extract") -> Path:
+    """A new hidden name beside `dest` for a folder being built (or an old one being removed)."""
+    return dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}{kind}")
+
+
+def remove_stale_staging(dest: Path, max_age_s: float = STALE_STAGING_S) -> None:
+    """Remove `dest`'s staging folders left by an install that was killed (old enough that no
+    install still running owns them)."""
+    now = time.time()
+    for path in dest.parent.glob(f".{glob.escape(dest.name)}.*"):
+        if path.name.endswith(STAGING_SUFFIXES) and not path.is_symlink() and path.is_dir():
+            with contextlib.suppress(OSError):
+                if now - path.stat().st_mtime > max_age_s:
+                    shutil.rmtree(path, ignore_errors=True)
+
+
+def replace_folder(new: Path, dest: Path) -> Path | None:
+    """Rename the folder `new` to `dest` (its sibling). An old `dest` is moved aside first (put
+    back when the rename fails) and returned: the caller removes it with `remove_path` once the
+    new one is recorded, or puts it back with `restore_folder`. `dest` holds the old files or the
+    new ones, never a mix (for a moment, nothing)."""
+    old: Path | None = None
+    if dest.exists() or dest.is_symlink():
+        old = staging_folder(dest, ".old")
+        os.replace(dest, old)
+    try:
+        os.replace(new, dest)
+    except OSError:
+        if old is not None:
+            os.replace(old, dest)
+        raise
+    _fsync_dir(dest.parent)
+    return old
+
+
+def restore_folder(dest: Path, old: Path | None, new: Path) -> None:
+    """Undo `replace_folder`: the new folder back to `new`, the old one (if any) back to `dest`."""
+    os.replace(dest, new)
+    if old is not None:
+        os.replace(old, dest)
+
+
+def remove_path(path: Path) -> None:
+    """Remove a file, a link (not what it points to) or a folder and all in it."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

@@ -8,10 +8,18 @@ folder. Every installed model has a file of its own, so its recorded sha256 stay
 imported or downloaded from an address whose file name another installed model already uses, or
 that a catalog entry will use, gets a numbered one instead (`model-2.gguf`). Removing a model
 never deletes a file another entry still records.
+
+A catalog entry with an archive (Moonshine, from the moonshine-cpp wheel) installs as a folder:
+the archive is downloaded like any file (resumable, checksummed) as `<folder>.whl` (or `.zip`),
+its members are taken out into a hidden staging folder and checked one by one, and the folder is
+renamed into place and recorded under the index lock; the archive is then removed. Its recorded
+sha256 is the archive's (the catalog holds each member's); it counts as installed while every
+member file is in the folder.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
@@ -32,11 +40,21 @@ from app.core.lock import DataDirLock
 from app.models.catalog import ROLES, CatalogEntry
 from app.models.download import (
     MAX_UNDECLARED_BYTES,
+    ArchiveError,
+    DownloadCancelled,
+    DownloadError,
     ProgressFn,
+    check_archive,
     check_space,
     download,
+    extract_members,
     remove_orphan_part_info,
+    remove_path,
+    remove_stale_staging,
+    replace_folder,
+    restore_folder,
     resumable_bytes,
+    staging_folder,
 )
 from app.models.validate import (
     MAX_NAME_CHARS,
@@ -88,22 +106,42 @@ class ModelManager:
         out = {}
         for name, raw in self._read().items():
             model = InstalledModel(**raw)
-            if _file_ok(model.file) and (self.dir / model.file).is_file():
+            if self._present(model):
                 out[name] = model
         return out
 
     def path(self, model: InstalledModel) -> Path:
+        """The model's file, or for a folder model (see `format_of`) its folder."""
         return self.dir / model.file
+
+    def format_of(self, model: InstalledModel) -> str:
+        """The format of an installed model: its catalog entry's (an entry's name is only ever
+        recorded for that entry's bytes), else what its role's models are."""
+        entry = self.catalog.get(model.name)
+        return entry.format if entry is not None and entry.role == model.role else \
+            ROLE_FORMATS[model.role]
+
+    def _present(self, model: InstalledModel) -> bool:
+        if not _file_ok(model.file):
+            return False
+        path = self.dir / model.file
+        entry = self.catalog.get(model.name)
+        if entry is not None and entry.is_folder:
+            # Sizes are the catalog's only for what it describes (not an older version's).
+            same = model.sha256 == entry.sha256
+            return path.is_dir() and all(_has_size(path / m.file, m.size_bytes if same else 0)
+                                         for m in entry.members)
+        return path.is_file()
 
     def best(self, role: str) -> InstalledModel | None:
         """The catalog's default for the role if installed, else the newest installed one."""
         candidates = [m for m in self.installed().values() if m.role == role]
-        if not candidates:
-            return None
-        def rank(m: InstalledModel) -> tuple[bool, str]:
-            entry = self.catalog.get(m.name)
-            return (bool(entry and entry.default), m.installed_at)
-        return max(candidates, key=rank)
+        return max(candidates, key=self.rank) if candidates else None
+
+    def rank(self, model: InstalledModel) -> tuple[bool, str]:
+        """Sort key, best last: the catalog's default for its role, then the newest."""
+        entry = self.catalog.get(model.name)
+        return (bool(entry and entry.default), model.installed_at)
 
     def partial_bytes(self, name: str) -> int:
         """Bytes of a catalog entry's download that the next attempt resumes from."""
@@ -111,6 +149,12 @@ class ModelManager:
         if entry is None or not _file_ok(entry.file):
             return 0
         file = self._free_file(entry.file, entry.name, self._read())
+        if entry.is_folder:
+            archive = self.dir / _archive_file(file, entry)
+            if entry.sha256 and archive.is_file() and \
+                    archive.stat().st_size == entry.size_bytes:  # downloaded, not yet unpacked
+                return entry.size_bytes
+            return resumable_bytes(entry.url, archive, entry.sha256)
         return resumable_bytes(entry.url, self.dir / file, entry.sha256)
 
     # --- actions ---------------------------------------------------------------------------
@@ -129,6 +173,9 @@ class ModelManager:
                 continue
             if on_start is not None:
                 on_start(item)
+            if item.is_folder:
+                done.append(self._download_folder(item, progress, cancel))
+                continue
             # The catalog's file name, unless (an index from before one file per entry) another
             # entry holds it.
             dest = self._dest(self._free_file(item.file, item.name, self._read()))
@@ -142,6 +189,63 @@ class ModelManager:
                 size_bytes=dest.stat().st_size, sha256=digest, origin="catalog",
                 installed_at=_now(), verified=bool(item.sha256))))
         return done
+
+    def _download_folder(self, item: CatalogEntry, progress: ProgressFn | None,
+                         cancel: threading.Event | None) -> InstalledModel:
+        """Download an archive entry and install its members as the folder `item.file`."""
+        folder = self._dest(self._free_file(item.file, item.name, self._read()))
+        archive = self._dest(_archive_file(folder.name, item))
+        unpacked = sum(m.size_bytes for m in item.members)
+        shown = Path(urlsplit(item.url).path).name or archive.name  # the wheel's own name
+        if not _complete(archive, item):
+            check_space(self.dir, item.size_bytes - resumable_bytes(item.url, archive,
+                                                                    item.sha256) + unpacked)
+            download(item.url, archive, size_bytes=item.size_bytes, sha256=item.sha256,
+                     progress=progress, cancel=cancel, timeout_s=self.timeout_s,
+                     ssl_context=self.ssl_context,
+                     validate=lambda part: check_archive(part, item.members, shown))
+        remove_stale_staging(folder)
+        staging = staging_folder(folder)
+        keep_archive = False
+        try:
+            check_space(self.dir, unpacked)
+            staging.mkdir(mode=0o700)
+            extract_members(archive, item.members, staging, cancel, shown)
+            model = InstalledModel(
+                name=item.name, role=item.role, file=folder.name, size_bytes=unpacked,
+                sha256=item.sha256 or sha256_file(archive), origin="catalog",
+                installed_at=_now(), verified=bool(item.sha256))
+            with self._locked():
+                index = self._read()
+                others = {n: m for n, m in index.items() if n != model.name}
+                if model.file.casefold() in _files(others):
+                    raise ModelError(f"{model.file} was installed for another model at the same "
+                                     "time; run the download again")
+                old = replace_folder(staging, folder)
+                try:
+                    index[model.name] = asdict(model)
+                    self._write(index)
+                except BaseException:
+                    restore_folder(folder, old, staging)  # the index still says the old one
+                    raise
+                if old is not None:
+                    remove_path(old)
+        except DownloadError as exc:
+            # Short of space before unpacking: the checked archive stays for the next run.
+            keep_archive = not isinstance(exc, ArchiveError | DownloadCancelled)
+            raise
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                keep_archive = True
+                raise DownloadError(f"the disk is full ({self.dir}) while unpacking "
+                                    f"{archive.name}; nothing was installed, the download is "
+                                    "kept: free some space and run it again") from exc
+            raise
+        finally:
+            remove_path(staging)
+            if not keep_archive:
+                archive.unlink(missing_ok=True)
+        return model
 
     def download_url(self, url: str, role: str, name: str | None = None,
                      progress: ProgressFn | None = None,
@@ -218,8 +322,19 @@ class ModelManager:
                 raise ModelError(f"{name} is not installed")
             model = InstalledModel(**index.pop(name))
             still_used = model.file.casefold() in _files(index)
+            path = self.dir / model.file
             if not still_used and _file_ok(model.file):
-                (self.dir / model.file).unlink(missing_ok=True)
+                if path.is_dir() and not path.is_symlink():
+                    # Out of the way first: a folder is never left half deleted under its name.
+                    aside = staging_folder(path, ".old")
+                    try:
+                        os.replace(path, aside)
+                    except OSError as exc:
+                        raise ModelError(f"cannot remove {path} ({exc.strerror or exc}); is it "
+                                         "in use? Stop listening and try again") from exc
+                    remove_path(aside)
+                else:
+                    path.unlink(missing_ok=True)
             self._write(index)
         return model
 
@@ -308,6 +423,26 @@ class _BlockingLock(DataDirLock):
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+def _has_size(path: Path, size_bytes: int) -> bool:
+    """A file, of `size_bytes` unless that is 0."""
+    try:
+        return path.is_file() and (not size_bytes or path.stat().st_size == size_bytes)
+    except OSError:
+        return False
+
+
+def _archive_file(folder: str, entry: CatalogEntry) -> str:
+    """Where an archive entry's download is kept until it is unpacked: `<folder>.whl`."""
+    suffix = Path(urlsplit(entry.url).path).suffix.lower()
+    return folder + (suffix if suffix in (".whl", ".zip") else ".zip")
+
+
+def _complete(archive: Path, entry: CatalogEntry) -> bool:
+    """An archive downloaded and checked before, whose unpacking did not finish."""
+    return bool(entry.sha256) and archive.is_file() and \
+        archive.stat().st_size == entry.size_bytes and sha256_file(archive) == entry.sha256
 
 
 def _validator(fmt: str) -> Callable[[Path], object]:

@@ -18,37 +18,61 @@ EMBEDDED = {
     "llm": "extractive answers (no language model)",
     "vlm": "none (key frames only)",
 }
-# Roles whose installed models this version can run, and the Python module that runs them.
-RUNNABLE = {"asr": ("pywhispercpp", "whisper"), "vad": ("onnxruntime", None)}
+# The (role, format)s of installed models this version can run, and the Python module that runs
+# them with the extra that installs it. A "moonshine-ort" model is a folder (encoder, decoder and
+# tokenizer.bin) for app/perception/asr_moonshine.py.
+RUNNABLE = {("asr", "whisper-ggml"): ("pywhispercpp", "whisper"),
+            ("asr", "moonshine-ort"): ("onnxruntime", None),
+            ("vad", "onnx"): ("onnxruntime", None)}
 
 
 @dataclass(frozen=True)
 class Choice:
     role: str
     using: str
-    model_path: Path | None  # an installed model's file (None: wheel or embedded)
+    model_path: Path | None  # an installed model's file or folder (None: wheel or embedded)
     reason: str
     wheel_files: dict[str, Path] = field(default_factory=dict)  # a wheel model's files
+    format: str = ""  # an installed model's: "whisper-ggml", "moonshine-ort" (a folder), "onnx"
 
     @property
     def source(self) -> str:
         return "installed" if self.model_path else "wheel" if self.wheel_files else "embedded"
 
 
-def choose(manager: ModelManager | None, role: str) -> Choice:
-    model = manager.best(role) if manager is not None else None
-    if model is None:
-        why = "no model installed"
-    elif role not in RUNNABLE:
-        why = (f"{model.name} is installed; this version of Daybook cannot run "
-               f"{'an' if role[0] in 'aeiou' or role == 'llm' else 'a'} {role} model yet")
-    elif importlib.util.find_spec(RUNNABLE[role][0]) is None:
-        module, extra = RUNNABLE[role]
-        hint = f"pip install 'daybook[{extra}]'" if extra else f"pip install {module}"
-        why = f"{model.name} is installed but {module} is not ({hint})"
-    else:
-        return Choice(role, model.name, manager.path(model) if manager else None, "installed")
+def choose(manager: ModelManager | None, role: str,
+           formats: tuple[str, ...] | None = None) -> Choice:
+    """The best installed model for `role` that this Daybook can run (the catalog's default
+    first, then the newest), only of `formats` when given (e.g. ("moonshine-ort",) when the
+    config asks for Moonshine), else `fallback` with the reason the best one cannot be used."""
+    what = f"no {' or '.join(formats)} model installed" if formats else "no model installed"
+    if manager is None:
+        return fallback(role, what)
+    ranked = sorted((m for m in manager.installed().values() if m.role == role and
+                     (formats is None or manager.format_of(m) in formats)),
+                    key=manager.rank, reverse=True)
+    why = what
+    for i, model in enumerate(ranked):
+        fmt = manager.format_of(model)
+        problem = _cannot_run(model.name, role, fmt)
+        if problem is None:
+            return Choice(role, model.name, manager.path(model), "installed", format=fmt)
+        if i == 0:
+            why = problem
     return fallback(role, why)
+
+
+def _cannot_run(name: str, role: str, fmt: str) -> str | None:
+    if not any(r == role for r, _ in RUNNABLE):
+        return (f"{name} is installed; this version of Daybook cannot run "
+                f"{'an' if role[0] in 'aeiou' or role == 'llm' else 'a'} {role} model yet")
+    if (role, fmt) not in RUNNABLE:
+        return f"{name} is installed; this version of Daybook cannot run a {fmt} {role} model"
+    module, extra = RUNNABLE[(role, fmt)]
+    if importlib.util.find_spec(module) is None:
+        hint = f"pip install 'daybook[{extra}]'" if extra else f"pip install {module}"
+        return f"{name} is installed but {module} is not ({hint})"
+    return None
 
 
 def fallback(role: str, why: str) -> Choice:

