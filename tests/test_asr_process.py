@@ -99,3 +99,24 @@ def test_whisper_child_on_a_tiny_model(tmp_path: Path) -> None:
 def test_backend_that_cannot_load_is_reported(tmp_path: Path) -> None:
     with pytest.raises(BackendUnavailableError, match="whisper model file not found|not found"):
         ProcessTranscriber("whisper", tmp_path / "missing.bin")
+
+
+def test_moonshine_child_hears_the_name_the_text_bent() -> None:
+    """The name check runs in the child: the question comes back beside the text as heard; a
+    recogniser without the check (pocketsphinx) gives the text and no question."""
+    asr = ProcessTranscriber("moonshine")
+    try:
+        said = mediagen.conversation([(0.3, "Daybook, where are my keys?")], 3.0, voice="en-gb")
+        text, question = asr.transcribe_addressed(said, 16000, "Daybook")
+        assert "where are my keys" in text.lower() and question == "where are my keys", text
+        plain = mediagen.conversation([(0.3, "the keys are in the kitchen drawer")], 3.0,
+                                      voice="en-gb")
+        text, question = asr.transcribe_addressed(plain, 16000, "Daybook")
+        assert "kitchen drawer" in text.lower() and question == "", text
+    finally:
+        asr.close()
+    sphinx = ProcessTranscriber("pocketsphinx")
+    try:
+        assert sphinx.transcribe_addressed(plain, 16000, "Daybook")[1] == ""
+    finally:
+        sphinx.close()
