@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
+from app.core.config import Config
+from app.core.timefmt import parse_iso
 from tests import mediagen, pulse
 from tests.conftest import ROOT, Media, run_cli
 
@@ -21,7 +24,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.pulse,
 def test_record_from_microphone_and_camera_file(media: Media, tmp_path: Path) -> None:
     # Speech over room noise, as a real microphone hears it (pocketsphinx does poorly on speech
     # cut out of digital silence).
-    speech = mediagen.conversation([(0.5, "remember to water the tomato plants")], 4.0)
+    text, at_s = "remember to water the tomato plants", 0.5
+    speech = mediagen.conversation([(at_s, text)], 4.0)
+    on_s, off_s = mediagen.speech_span_s(mediagen.speak(text, voice="en-gb"))
     with tempfile.TemporaryDirectory(prefix="daybook-pulse-") as d, \
             pulse.PulseServer(Path(d)) as server:
         data_dir = tmp_path / "data"
@@ -37,6 +42,7 @@ def test_record_from_microphone_and_camera_file(media: Media, tmp_path: Path) ->
             if "recording from" in said or proc.poll() is not None:
                 break
         assert "recording from microphone" in said, said
+        fed_at_s = time.time()
         server.feed(speech)
         out, err = proc.communicate(timeout=60)
         err = said + err
@@ -54,6 +60,15 @@ def test_record_from_microphone_and_camera_file(media: Media, tmp_path: Path) ->
     assert answer["citations"], [m["text"] for m in heard["moments"]]
     assert answer["citations"][0]["kind"] == "utterance"
     assert answer["citations"][0]["thumbnail"]  # the camera was recording at that moment
+    # What was heard (the default recogniser, Moonshine), and when: the pre-roll before the
+    # first word to the end of the last, in wall-clock time from when it was fed.
+    utt = answer["citations"][0]
+    assert mediagen.word_errors(text, utt["text"]) <= 1, (
+        f"at most one word wrong: said {text!r}, heard {utt['text']!r}")
+    preroll_s = Config().vad.preroll_ms / 1000
+    t0_s, t1_s = parse_iso(utt["t0"]), parse_iso(utt["t1"])
+    assert abs(t0_s - (fed_at_s + at_s + on_s - preroll_s)) < 0.35, t0_s - fed_at_s
+    assert abs(t1_s - (fed_at_s + at_s + off_s)) < 0.5, t1_s - fed_at_s
 
 
 def test_record_with_no_devices_says_so(tmp_path: Path) -> None:
