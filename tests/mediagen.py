@@ -128,13 +128,9 @@ def words(text: str) -> list[str]:
 
 def word_errors(said: str, heard: str) -> int:
     """Words wrong, missing or added in `heard` (word-level Levenshtein distance)."""
-    a, b = words(said), words(heard)
-    row = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        prev, row[0] = row[:], i
-        for j in range(1, len(b) + 1):
-            row[j] = min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1]))
-    return row[-1]
+    from app.reasoning.instruction import edit_distance
+
+    return edit_distance(words(said), words(heard))
 
 
 def speech_span_s(pcm: np.ndarray, below_peak_db: float = 35.0) -> tuple[float, float]:

@@ -16,7 +16,6 @@ from app.core.config import Config
 from app.core.paths import DataPaths
 from app.perception.fakes import EnergyVad, ScriptedTranscriber, always_speech
 from app.pipeline.service import DaybookService
-from app.reasoning.instruction import addressed_question
 from app.ui.app import replay_sources
 from app.ui.main_window import MainWindow
 from tests import mediagen, pulse
@@ -273,7 +272,8 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
     import tempfile
 
 
-    # The default wake name, matched in what the default recogniser (Moonshine) really heard.
+    # The default wake name, said to the default recogniser (Moonshine): the transcript is what it
+    # heard ("Hey, Book, where are my keys?"), the question comes from its name check.
     speech = mediagen.conversation([(0.5, "I left my keys in the kitchen drawer"),
                                     (5.0, "Daybook, where are my keys?")], 9.0)
     with tempfile.TemporaryDirectory(prefix="daybook-pulse-") as d, \
@@ -302,8 +302,8 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
             close(qtbot, win)
     print(f"heard through the microphone: {heard}; answered: {answer!r}")
     assert len(heard) == 2 and "keys" in heard[0] and "drawer" in heard[0], heard
-    assert addressed_question(heard[1], "Daybook") and "keys" in heard[1], heard
-    assert said.spoken and "keys" in said.question and "daybook" not in said.question
+    assert "keys" in heard[1], heard
+    assert said.spoken and said.question == "where are my keys", said.question
     cited = [c.moment.text for c in said.citations]
     assert cited and cited[0] == heard[0], cited  # what was said before, not the question
     assert heard[1] not in cited
