@@ -72,7 +72,11 @@ from app.perception.sound import classify_sound_with_confidence  # noqa: E402
 from app.perception.vad import SpeechSegmenter, WebRtcVad  # noqa: E402
 from app.perception.vad_silero import SileroVad  # noqa: E402
 from app.pipeline.workers import _surely_not_speech  # noqa: E402
-from app.reasoning.instruction import addressed_question  # noqa: E402
+from app.reasoning.instruction import (  # noqa: E402
+    addressed_question,
+    only_name,
+    question_text,
+)
 from bench import hearing_set as hs  # noqa: E402
 from bench.sound import norm, to_i16  # noqa: E402
 
@@ -208,15 +212,17 @@ def hear_addressed(session: Session, u: hs.Utterance) -> tuple[str, str, float]:
     question asked of the name ("" if none) and the seconds it took."""
     assert session.tr is not None
     texts, questions, busy = [], [], 0.0
-    for seg in u.segments:
+    called = False  # the segment before was the name alone: this one is the question
+    for seg in u.segments:  # (the ASR worker: AsrWorker._follow_up, within FOLLOW_UP_S)
         t0 = time.perf_counter()
         text, question = session.tr.transcribe_addressed(seg, RATE, hs.WAKE_NAME)
         busy += time.perf_counter() - t0
         kept = guard_transcript(text, len(seg) / RATE)
         if kept:
             texts.append(kept)
-            if question:
-                questions.append(question)
+            if question or called:
+                questions.append(question or question_text(kept))
+            called = not question and only_name(kept, hs.WAKE_NAME)
     return " ".join(texts), " ".join(questions), busy
 
 

@@ -35,3 +35,13 @@ def test_short_names_must_match_exactly_and_the_name_is_configurable() -> None:
     assert addressed_question("jarvis lights", "Jarvis") == "lights"
     assert addressed_question("daybook lights", "Jarvis") is None
     assert addressed_question("daybook lights", "") is None
+
+
+def test_the_name_alone_is_a_call_and_the_question_may_follow() -> None:
+    from app.reasoning.instruction import only_name, question_text
+
+    for text in ["Daybook.", "Okay, daybook.", "Hey, Day book!"]:
+        assert only_name(text, "Daybook"), text
+    for text in ["", "hey", "Daybook, where are my keys?", "my daybook", "the day book"]:
+        assert not only_name(text, "Daybook"), text
+    assert question_text("Where did I park the car?") == "where did i park the car"

@@ -368,3 +368,21 @@ def test_a_question_the_recogniser_heard_put_to_the_name_travels_with_the_transc
     kept = {m.text: m.question for m, _ in store.items.values()}
     assert kept == {"They book, where are my keys?": "where are my keys",
                     "They booked a table.": ""}
+
+
+def test_the_name_alone_then_the_question_is_a_question(tmp_path: Path) -> None:
+    """"Okay, Daybook." … "where did I park the car?": the VAD cuts them apart at the pause; the
+    utterance that starts within FOLLOW_UP_S of the name's end is the question, once."""
+    from app.pipeline.workers import FOLLOW_UP_S
+
+    store = InMemoryStore()
+    spans = [(1.0, 2.0), (4.0, 5.5), (7.0, 8.0), (8.5 + FOLLOW_UP_S + 0.5, 10.0 + FOLLOW_UP_S)]
+    audio = ArrayAudioSource(_signal(spans, 12.0 + FOLLOW_UP_S), start_s=START)
+    asr = ScriptedTranscriber(["Okay, Daybook.", "Where did I park the car?",
+                               "Hey Daybook.", "What time is it?"])
+    pipe, events = _build(tmp_path, audio=audio, store=store, transcriber=asr)
+    pipe.start()
+    assert pipe.wait(20)
+    said = [(e.text, e.question) for e in events if isinstance(e, UtteranceTranscribed)]
+    assert said == [("Okay, Daybook.", ""), ("Where did I park the car?", "where did i park the car"),
+                    ("Hey Daybook.", ""), ("What time is it?", "")]  # too late after the name

@@ -43,6 +43,7 @@ from app.perception.sound import classify_sound_with_confidence
 from app.perception.spool import Untranscribed, UntranscribedSpool
 from app.perception.vad import SpeechSegmenter
 from app.pipeline.runtime import EventBus, Inbox, ShutdownOrder, Worker
+from app.reasoning.instruction import only_name, question_text
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,9 @@ SoundClassifierFn = Callable[[np.ndarray, int], tuple[SoundClass, float]]
 NOT_SPEECH_CONFIDENCE = 0.6  # music, noise or silence this sure is not sent to the recogniser
 
 
+FOLLOW_UP_S = 4.0  # the name alone, then the question within this many seconds
+
+
 def _surely_not_speech(sound: SoundClass, confidence: float) -> bool:
     return sound is not SoundClass.SPEECH and confidence >= NOT_SPEECH_CONFIDENCE
 
@@ -237,6 +241,7 @@ class AsrWorker(Worker):
         super().__init__(**kw)
         self.transcriber = transcriber
         self.wake_name = wake_name  # read for each utterance: the settings may change it
+        self._called_at_s: float | None = None  # the end of an utterance that was the name alone
         self.classify = classify
         self.memory_inbox = memory_inbox
         self.spool = spool if spool is not None else UntranscribedSpool()
@@ -267,10 +272,11 @@ class AsrWorker(Worker):
                     "is kept and transcribed again later")))
         elif self.transcriber is not None:
             backend = f"none ({sound}: nothing to transcribe)"
+        question = self._follow_up(text, question if text else "", item.t0_s, item.t1_s)
         self._send(UtteranceTranscribed(id=id_, text=text, t0_s=item.t0_s, t1_s=item.t1_s,
                                         sound=sound, backend=backend,
                                         sound_confidence=round(confidence, 3),
-                                        question=question if text else ""))
+                                        question=question))
 
     def _transcribe(self, pcm: np.ndarray, sample_rate_hz: int) -> str:
         """The recogniser's text, with what it made up removed (loops, more words than the
@@ -278,6 +284,23 @@ class AsrWorker(Worker):
         assert self.transcriber is not None
         text = self.transcriber.transcribe(pcm, sample_rate_hz)
         return guard_transcript(text, len(pcm) / sample_rate_hz)
+
+    def _follow_up(self, text: str, question: str, t0_s: float, t1_s: float) -> str:
+        """The name said alone, a pause, then the question ("Daybook." … "where are my keys?"):
+        the VAD cuts them apart, and the utterance that starts within FOLLOW_UP_S of the name's
+        end is the question."""
+        name = self.wake_name() if self.wake_name is not None else ""
+        if not text or not name.strip():
+            return question
+        called, self._called_at_s = self._called_at_s, None
+        if question:
+            return question
+        if only_name(text, name):
+            self._called_at_s = t1_s
+            return ""
+        if called is not None and 0.0 <= t0_s - called <= FOLLOW_UP_S:
+            return question_text(text)
+        return ""
 
     def _transcribe_addressed(self, pcm: np.ndarray, sample_rate_hz: int) -> tuple[str, str]:
         """The text, and what was asked of the wake name where the recogniser can tell that the

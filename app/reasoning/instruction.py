@@ -51,11 +51,32 @@ def _name_span(words: list[str], at: int, name: str, backwards: bool = False) ->
     return 0
 
 
+def _words(text: str) -> list[str]:
+    return [w for w in (w.strip("'") for w in _WORD.findall(text.lower())) if w]
+
+
+def question_text(text: str) -> str:
+    """An utterance as a question: its words, lower case, no punctuation (as addressed_question
+    gives them)."""
+    return " ".join(_words(text))
+
+
+def only_name(text: str, wake_name: str) -> bool:
+    """Is `text` the name alone ("Daybook.", "Hey, Daybook")? The question may follow it."""
+    name = re.sub(r"[^a-z0-9]", "", wake_name.lower())
+    words = _words(text)
+    start = 0
+    while start < min(2, len(words)) and words[start] in _LEAD and not _name_span(
+            words, start, name):
+        start += 1
+    return bool(name) and start < len(words) and _name_span(words, start, name) == len(
+        words) - start
+
+
 def addressed_question(text: str, wake_name: str) -> str | None:
     """The question in `text` when it is addressed to `wake_name`, else None."""
     name = re.sub(r"[^a-z0-9]", "", wake_name.lower())
-    words = [w.strip("'") for w in _WORD.findall(text.lower())]
-    words = [w for w in words if w]
+    words = _words(text)
     if not name or not words:
         return None
     start = 0
