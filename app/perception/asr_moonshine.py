@@ -28,7 +28,10 @@ Decoding is greedy and stops after about 6.5 tokens a second of audio (a runaway
 runs to the end of the budget), then goes through `app/perception/hallucination.py`. Moonshine is
 trained on clips of up to about 30 s: longer audio is cut at its quietest points into pieces of
 at most 25 s. Each piece is cut or padded so its speech starts 0.3 s in (see `with_lead_in`:
-after a second of silence the model writes nothing). Audio at another rate is resampled to 16 kHz.
+after a second of silence the model writes nothing) and ends 0.5 s before the piece does (see
+`with_tail`: cut right after the last word, it loops or drops that word). Audio at another rate
+is resampled to 16 kHz. `transcribe_addressed` also says whether the wake name was said, where
+the text bent or dropped it (app/perception/name_check.py).
 
 Measured by bench/hearing.py on this machine (2 cores, no AVX-512), 30 sentences by Piper's
 natural voice and four espeak-ng voices over room noise, cut by the Silero VAD: 11.8 % word
