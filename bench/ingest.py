@@ -6,8 +6,8 @@ through `main.py ingest` in a fresh process and data dir, and prints:
   - x real time (media seconds / wall seconds),
   - MB stored per recorded hour (the data dir's memory/ folder: Chroma + key frames),
   - peak RSS of the ingest process.
-Runs twice: with the default cheap perception (pocketsphinx ASR), and with ASR off, to show
-what speech recognition costs. Writes bench/out/ingest.json.
+Runs twice: with the default perception (Silero VAD, the sound classifier, Moonshine ASR: nothing
+downloaded), and with ASR off, to show what speech recognition costs. Writes bench/out/ingest.json.
 
     python bench/ingest.py [--minutes 10]
 """
@@ -105,13 +105,13 @@ def main() -> None:
     print(f"recording: {args.minutes:g} min ({video.stat().st_size / 1e6:.1f} MB video) "
           f"ready in {time.perf_counter() - t:.1f} s")
     results = {
-        "default (pocketsphinx ASR)": run_ingest(wav, video, ""),
+        "default (Silero VAD, Moonshine ASR)": run_ingest(wav, video, ""),
         "ASR off": run_ingest(wav, video, '[asr]\nbackend = "none"\n'),
     }
-    print(f"{'run':28} {'x real time':>12} {'MB/rec. hour':>13} {'peak RSS MB':>12} "
+    print(f"{'run':36} {'x real time':>12} {'MB/rec. hour':>13} {'peak RSS MB':>12} "
           f"{'CPU s':>7} {'clips':>6} {'utts':>5}")
     for name, r in results.items():
-        print(f"{name:28} {r['x_realtime']:>12} {r['mb_per_recorded_hour']:>13} "
+        print(f"{name:36} {r['x_realtime']:>12} {r['mb_per_recorded_hour']:>13} "
               f"{r['peak_rss_mb']:>12} {r['cpu_seconds']:>7} {r['clips']:>6} {r['utterances']:>5}")
     OUT.mkdir(parents=True, exist_ok=True)
     report = {"benchmark": "ingest", "minutes": args.minutes, "machine": {
