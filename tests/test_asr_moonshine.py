@@ -324,6 +324,31 @@ def test_other_sample_rates_are_resampled(asr: MoonshineTranscriber) -> None:
 
 @slow
 @needs_weights
+def test_nothing_written_for_speech_is_tried_again_with_less_lead_in(
+        asr: MoonshineTranscriber, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moonshine now and then ends at once on clear speech: one more try with 0.1 s of lead-in;
+    noise, where no speech stands out, is not tried again."""
+    real = asr._generate
+    leads: list[float] = []
+
+    def first_empty(piece: np.ndarray):  # type: ignore[no-untyped-def]
+        onset = speech_onset(piece)
+        leads.append((onset or 0) / RATE)
+        hidden, ids, ended = real(piece)
+        return (hidden, [], True) if len(leads) == 1 else (hidden, ids, ended)
+
+    monkeypatch.setattr(asr, "_generate", first_empty)
+    said = "the keys are in the kitchen drawer"
+    speech = mediagen.conversation([(1.0, said)], 4.0, voice=mediagen.PIPER)
+    assert words(asr.transcribe(speech, RATE)) == words(said)
+    assert len(leads) == 2 and leads == pytest.approx([0.3, 0.1], abs=0.04), leads
+    leads.clear()
+    noise = np.random.default_rng(0).normal(0, 3000, 3 * RATE).astype(np.int16)
+    assert asr.transcribe(noise, RATE) == "" and len(leads) == 1
+
+
+@slow
+@needs_weights
 def test_no_speech_no_text(asr: MoonshineTranscriber) -> None:
     t = np.arange(3 * RATE) / RATE
     rng = np.random.default_rng(0)

@@ -78,6 +78,7 @@ MIN_AUDIO_S = 0.1  # the encoder's shortest input (and the official limit)
 MAX_PIECE_S = 25.0
 MIN_PIECE_S = 10.0  # where a long recording is cut: its quietest point after this
 LEAD_IN_S = 0.3  # where each piece's speech starts (see with_lead_in)
+RETRY_LEAD_IN_S = 0.1  # the second try when the first wrote nothing for speech
 TAIL_S = 0.5  # what follows each piece's speech (see with_tail)
 ONSET_CONTRAST_DB = 12.0  # no louder part than this over the quiet part: nothing trimmed
 
@@ -387,20 +388,26 @@ class MoonshineTranscriber:
             audio = resample(audio, round(len(audio) * RATE_HZ / sample_rate_hz))
         out = []
         for start, end in split_points(audio):
-            piece = audio[start:end]
-            piece = with_tail(with_lead_in(piece))
-            duration_s = len(piece) / RATE_HZ
-            if duration_s < MIN_AUDIO_S:
-                continue
-            with self._lock:
-                hidden, ids, ended = self._generate(piece)
-            text = self._decode_text(ids).strip()
-            kept = guard_transcript(text, duration_s)
-            if kept != text or not ended:
-                log.debug("moonshine: %r kept as %r (%.1f s, %s)", text, kept, duration_s,
-                          "ended" if ended else "token budget spent")
-            if kept:
-                out.append((kept, ids, hidden))
+            # Moonshine now and then writes nothing for clear speech (its first token is the
+            # end) or loops; with a shorter lead-in it reads the same audio: one more try, only
+            # where speech stands out of the piece (never for noise or silence).
+            for lead_s in (LEAD_IN_S, RETRY_LEAD_IN_S):
+                piece = with_tail(with_lead_in(audio[start:end], lead_s=lead_s))
+                duration_s = len(piece) / RATE_HZ
+                if duration_s < MIN_AUDIO_S:
+                    break
+                with self._lock:
+                    hidden, ids, ended = self._generate(piece)
+                text = self._decode_text(ids).strip()
+                kept = guard_transcript(text, duration_s)
+                if kept != text or not ended:
+                    log.debug("moonshine: %r kept as %r (%.1f s, %s)", text, kept, duration_s,
+                              "ended" if ended else "token budget spent")
+                if kept:
+                    out.append((kept, ids, hidden))
+                    break
+                if speech_onset(audio[start:end]) is None:
+                    break
         return out
 
     def transcribe(self, pcm: np.ndarray, sample_rate_hz: int) -> str:
