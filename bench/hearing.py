@@ -27,23 +27,23 @@ targets next to the figures, and writes bench/out/hearing.json:
 
     nice -n 19 python bench/hearing.py [--quick]
 
-Measured (2 cores, nothing else running; full run 435 s; voices en-gb, en-us, en-gb-x-rp,
+Measured (2 cores, nothing else running; full run 462 s; voices en-gb, en-us, en-gb-x-rp,
 en-us+f3 and Piper's en_US-joe-medium):
 
   Moonshine    WER 11.8 % at room noise (target 10 %: missed on espeak's two American voices,
-               en-us 24 % and en-us+f3 23 %; Piper 0 %, en-gb 4.2 %, en-gb-x-rp 6.4 %), 35.9 % at
-               10 dB SNR (Piper 0 %); RTF 0.38; loads in 1.2 s; child 767 MB
-  pocketsphinx WER 51 % at room noise (Piper 18 %), 96 % at 10 dB; RTF 0.54; 168 MB
+               en-us 24 % and en-us+f3 19 %; Piper 4.4 %, en-gb 4.2 %, en-gb-x-rp 6.4 %), 31.6 %
+               at 10 dB SNR (Piper 0 %); RTF 0.41-0.46; loads in 1.3 s; child 765 MB
+  pocketsphinx WER 49 % at room noise (Piper 16 %), ~100 % at 10 dB; RTF 0.64-0.69; 169 MB
   whisper tiny random weights: RTF 0.34; 97 MB
-  VAD          Silero 0.34 ms CPU per chunk, webrtcvad 4 us; SpeechStarted 130 ms (Silero) / 90 ms
-               (webrtcvad) after the onset, SpeechEnded ~0.4 s after the end (hangover 300 ms);
-               tones: Silero 0 % of frames speech, webrtcvad 100 %
-  listening    Silero + classifier 5.0 % of a core in silence, 5.5 % in speech; webrtcvad 0.9/1.8 %
-  made-up      0 of 18 (17 stopped by the sound gate; Moonshine wrote nothing for any of them)
-  wake name    precision 100 % (0 false alarms in 22 near misses + 30 sentences), recall 97.9 %
-               (47/48; 21 found in the text as heard, 26 by Moonshine's name check); the miss,
-               "Okay, daybook." cut from "where did I park the car?" by the VAD, is now a
-               question too (the name alone, then the question: AsrWorker._follow_up)
+  VAD          Silero 0.34 ms CPU per chunk, webrtcvad 4-6 us; SpeechStarted 130 ms (Silero) /
+               80-100 ms (webrtcvad) after the onset, SpeechEnded ~0.4 s after the end (hangover
+               300 ms); tones: Silero 0 % of frames speech, webrtcvad 100 %
+  listening    Silero + classifier 4.8 % of a core in silence, 5.5 % in speech; webrtcvad 0.9/1.7 %
+  made-up      0 of 18 (17 stopped by the sound gate; Moonshine wrote nothing for the 18th)
+  wake name    precision 100 % (0 false alarms in 22 near misses + 30 sentences), recall 95.8 %
+               (46/48; 20 found in the text as heard, 26 by Moonshine's name check); missed: a
+               name said last and dropped (Piper), "Hey Daybook" heard as "K-maybook"; 1.46 s
+               median per utterance with the check
 """
 
 from __future__ import annotations
