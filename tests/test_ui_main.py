@@ -134,8 +134,22 @@ def test_first_run_without_devices_explains_and_offers_the_demo(window: MainWind
                     timeout=10_000)
     assert window.state_label.text() == "Not recording" and "IDLE" in window.rec.text()
     text = window.banner_text.text()
-    assert "No camera" in text and "no microphone" in text and "No models downloaded" in text
+    assert "No camera" in text and "no microphone" in text
+    assert "rough" not in text  # nothing downloaded, but the neural models from wheels are used
     assert window.demo_button.isVisible()
+
+
+def test_the_banner_says_when_hearing_is_down_to_the_rough_fallbacks(
+        window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from app.models import selection
+
+    monkeypatch.setattr(selection, "best_wheel_model", lambda role: (None, {}, "not installed"))
+    window.start_recording("live", lambda: (None, None, []))
+    qtbot.waitUntil(lambda: window.banner.isVisible() and window.control.state == "idle",
+                    timeout=10_000)
+    text = window.banner_text.text()
+    assert "No neural model for speech recognition: using the last fallback, pocketsphinx" in text, text
+    assert "No neural model for voice detection" in text, text
 
 
 def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -347,10 +347,14 @@ class MainWindow(QMainWindow):
                 notes.append("No microphone: nothing is heard.")
             if video is None:
                 notes.append("No camera: nothing is seen.")
-            if service.models is None or any(service.models.best(role) is None
-                                             for role in ("asr", "vad")):
-                notes.append("No models downloaded: using the built-in speech recogniser "
-                             "(rough) and voice detector.")
+            # The neural models that ship in wheels need no download; only the last fallbacks
+            # (pocketsphinx, webrtcvad) are worth a word.
+            from app.models.selection import choose
+
+            for role, what in (("asr", "speech recognition"), ("vad", "voice detection")):
+                if choose(service.models, role).source == "embedded":
+                    notes.append(f"No neural model for {what}: using the last fallback, "
+                                 f"{choose(service.models, role).using}.")
             return audio, video, notes
 
         taken = self.control.start(key, open_and_check, **backends)
