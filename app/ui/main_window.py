@@ -352,9 +352,10 @@ class MainWindow(QMainWindow):
             from app.models.selection import choose
 
             for role, what in (("asr", "speech recognition"), ("vad", "voice detection")):
-                if choose(service.models, role).source == "embedded":
+                choice = choose(service.models, role)
+                if choice.source == "embedded":
                     notes.append(f"No neural model for {what}: using the last fallback, "
-                                 f"{choose(service.models, role).using}.")
+                                 f"{choice.using}.")
             return audio, video, notes
 
         taken = self.control.start(key, open_and_check, **backends)
