@@ -182,6 +182,24 @@ class MomentsDeleted:
     ids: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class MemoryReembedding:
+    """The memory is given vectors from a new embedder in the background: `done` of `total`
+    text moments; searches use the old vectors until `finished`."""
+
+    embedder: str
+    done: int
+    total: int
+    finished: bool = False
+
+
+@dataclass(frozen=True)
+class MemoryIntegrated:
+    """Summaries of finished hours and days were written (long-term memory)."""
+
+    ids: tuple[str, ...]
+
+
 # --- control and reasoning --------------------------------------------------------------------
 
 

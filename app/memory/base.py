@@ -7,12 +7,15 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-Kind = Literal["utterance", "clip"]
+Kind = Literal["utterance", "clip", "summary"]
+TEXT_KINDS: tuple[Kind, ...] = ("utterance", "summary")  # embedded as text, in the full-text index
+LIVE_KINDS: tuple[Kind, ...] = ("utterance", "clip")  # what perception stores (summaries are derived)
 
 
 @dataclass(frozen=True)
 class Moment:
-    """One remembered moment: something said (utterance) or seen (clip)."""
+    """One remembered moment: something said (utterance) or seen (clip), or a summary of an hour
+    or a day (long-term memory, written by app/memory/integrate.py)."""
 
     id: str
     kind: Kind
@@ -32,31 +35,69 @@ class Hit:
 
 
 class Embedder(Protocol):
-    """Text → L2-normalised float32 vectors."""
+    """Text → L2-normalised float32 vectors.
+
+    `name` is recorded with every vector it makes (the store keeps one vector set per embedder);
+    change it whenever the vectors change. `min_similarity`: below it, a vector hit that shares
+    no word with the question is not relevant (each embedder's similarities have their own scale).
+    """
 
     name: str
     dim: int
+    min_similarity: float
 
     def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
-class MemoryStore(Protocol):
-    """The durable memory. One process owns it (see app.core.lock)."""
+@dataclass(frozen=True)
+class EmbedderState:
+    """Which vector set answers searches, and the one being built to replace it."""
 
-    def add(self, items: list[tuple[Moment, np.ndarray]]) -> None:
-        """Commit moments with their vectors (text vectors for utterances, visual for clips)."""
+    active: str | None  # None: the store holds no text vectors yet
+    building: str | None = None
+    done: int = 0  # text moments the building embedder has vectors for
+    total: int = 0  # text moments in all
+
+
+class MemoryStore(Protocol):
+    """The durable memory. One process owns it (see app.core.lock).
+
+    Time ranges are half-open, [t0_s, t1_s), on a moment's start. `None` is unbounded.
+    """
+
+    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str) -> None:
+        """Commit moments with their vectors: text vectors made by `embedder` for utterances and
+        summaries, visual vectors for clips. Upserts: an id stored again replaces the old one."""
         ...
 
-    def search(self, vector: np.ndarray, k: int, days: list[str] | None = None) -> list[Hit]:
-        """Utterances nearest to a text vector, optionally only on the given local days."""
+    def search(self, vector: np.ndarray, k: int, t0_s: float | None = None,
+               t1_s: float | None = None, *, embedder: str) -> list[Hit]:
+        """Text moments (utterances, summaries) nearest to a vector made by `embedder`, optionally
+        only those starting in [t0_s, t1_s). Similarity: cosine, highest first."""
+        ...
+
+    def keyword_search(self, query: str, k: int, t0_s: float | None = None,
+                       t1_s: float | None = None) -> list[Hit]:
+        """Text moments matching the words of `query` (full-text index, BM25); similarity is the
+        negated BM25 score (higher is better), ties broken by newer first, then id."""
+        ...
+
+    def moments_between(self, t0_s: float, t1_s: float,
+                        kinds: tuple[Kind, ...] = LIVE_KINDS) -> list[Moment]:
+        """The moments of these kinds starting in [t0_s, t1_s), in time order."""
         ...
 
     def moments_on_day(self, day: str) -> list[Moment]:
-        """Every moment of a local day ('YYYY-MM-DD'), in time order."""
+        """Every utterance and clip of a local day ('YYYY-MM-DD'), in time order."""
         ...
 
-    def delete(self, ids: list[str]) -> None:
-        """Forget moments (their key-frame files are the caller's to remove)."""
+    def get(self, ids: list[str]) -> list[Moment]:
+        """The stored moments with these ids (unknown ids are skipped)."""
+        ...
+
+    def delete(self, ids: list[str]) -> list[Moment]:
+        """Forget moments: vectors, texts, full-text rows, time-index rows. Returns what was
+        deleted (its key-frame files are the caller's to remove)."""
         ...
 
     def delete_before(self, t_s: float) -> list[Moment]:
@@ -64,3 +105,22 @@ class MemoryStore(Protocol):
         ...
 
     def count(self) -> dict[str, int]: ...
+
+    def span(self) -> tuple[float, float] | None:
+        """The first and last start time of the stored utterances and clips (None: empty)."""
+        ...
+
+    # --- embedders: the store keeps one vector set per embedder name ----------------------------
+
+    def embedder_state(self, wanted: str) -> EmbedderState:
+        """Which vector set answers searches; starts building `wanted`'s if it is not active."""
+        ...
+
+    def embedding_todo(self, embedder: str, limit: int) -> list[tuple[str, str]]:
+        """(id, text) of text moments that have no `embedder` vector yet, oldest first."""
+        ...
+
+    def add_vectors(self, embedder: str, vectors: list[tuple[str, np.ndarray]]) -> EmbedderState:
+        """Store `embedder` vectors for stored text moments; when every text moment has one, that
+        set becomes the active one (the old set is dropped)."""
+        ...

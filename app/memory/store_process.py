@@ -19,16 +19,16 @@ import numpy as np
 
 from app.core.engine import EngineError, EngineProcess
 from app.core.errors import DaybookError
-from app.memory.base import Hit, Moment
+from app.memory.base import LIVE_KINDS, EmbedderState, Hit, Kind, Moment
 
 log = logging.getLogger(__name__)
 
 
-def make_backend(path: str) -> Any:
+def make_backend(path: str, url: str = "", index_dir: str = "") -> Any:
     """Runs in the child: the real store."""
     from app.memory.chroma_store import ChromaMemoryStore
 
-    return ChromaMemoryStore(Path(path))
+    return ChromaMemoryStore(Path(path), url=url, index_dir=Path(index_dir) if index_dir else None)
 
 
 class ProcessMemoryStore:
@@ -36,38 +36,68 @@ class ProcessMemoryStore:
 
     engine_name = "memory store"
 
-    def __init__(self, path: Path, *, start_timeout_s: float = 60.0, timeout_s: float = 30.0,
+    def __init__(self, path: Path, *, url: str = "", index_dir: Path | None = None,
+                 start_timeout_s: float = 60.0, timeout_s: float = 30.0,
                  on_event: Callable[[object], None] | None = None, wait: bool = True) -> None:
         """`wait=False`: the database opens in the background (the window shows meanwhile);
         the first call waits for it, and a failure to open is an EngineFailed event."""
         try:
             self.engine = EngineProcess(
-                self.engine_name, "app.memory.store_process:make_backend", (str(path),),
+                self.engine_name, "app.memory.store_process:make_backend",
+                (str(path), url, str(index_dir or "")),
                 start_timeout_s=start_timeout_s, call_timeout_s=timeout_s, on_event=on_event,
                 wait=wait)
         except EngineError as exc:
-            raise DaybookError(f"cannot open the memory store at {path}: {exc}") from exc
+            where = url or path
+            raise DaybookError(f"cannot open the memory store at {where}: {exc}") from exc
 
     def _call(self, method: str, *args: Any) -> Any:
         return self.engine.call(method, *args)
 
-    def add(self, items: list[tuple[Moment, np.ndarray]]) -> None:
-        self._call("add", items)
+    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str) -> None:
+        self._call("add", items, embedder)
 
-    def search(self, vector: np.ndarray, k: int, days: list[str] | None = None) -> list[Hit]:
-        return list(self._call("search", vector, k, days))
+    def search(self, vector: np.ndarray, k: int, t0_s: float | None = None,
+               t1_s: float | None = None, *, embedder: str) -> list[Hit]:
+        return list(self._call("search", vector, k, t0_s, t1_s, embedder))
+
+    def keyword_search(self, query: str, k: int, t0_s: float | None = None,
+                       t1_s: float | None = None) -> list[Hit]:
+        return list(self._call("keyword_search", query, k, t0_s, t1_s))
+
+    def moments_between(self, t0_s: float, t1_s: float,
+                        kinds: tuple[Kind, ...] = LIVE_KINDS) -> list[Moment]:
+        return list(self._call("moments_between", t0_s, t1_s, kinds))
 
     def moments_on_day(self, day: str) -> list[Moment]:
         return list(self._call("moments_on_day", day))
 
-    def delete(self, ids: list[str]) -> None:
-        self._call("delete", ids)
+    def get(self, ids: list[str]) -> list[Moment]:
+        return list(self._call("get", ids))
+
+    def delete(self, ids: list[str]) -> list[Moment]:
+        return list(self._call("delete", ids))
 
     def delete_before(self, t_s: float) -> list[Moment]:
         return list(self._call("delete_before", t_s))
 
     def count(self) -> dict[str, int]:
         return dict(self._call("count"))
+
+    def span(self) -> tuple[float, float] | None:
+        span: tuple[float, float] | None = self._call("span")
+        return span
+
+    def embedder_state(self, wanted: str) -> EmbedderState:
+        state: EmbedderState = self._call("embedder_state", wanted)
+        return state
+
+    def embedding_todo(self, embedder: str, limit: int) -> list[tuple[str, str]]:
+        return list(self._call("embedding_todo", embedder, limit))
+
+    def add_vectors(self, embedder: str, vectors: list[tuple[str, np.ndarray]]) -> EmbedderState:
+        state: EmbedderState = self._call("add_vectors", embedder, vectors)
+        return state
 
     def close(self) -> None:
         self.engine.close()
