@@ -243,6 +243,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def _retrieval(s: Session) -> Any:
+    from app.memory.embed_lexical import LexicalEmbedder
     from app.pipeline.factory import make_embedder, make_key_frames
     from app.reasoning.retrieve import Retriever
 
@@ -252,6 +253,7 @@ def _retrieval(s: Session) -> Any:
         make_key_frames(s.cfg, s.paths.key_frames),
         s.cfg.reasoning,
         wake_name=s.cfg.assistant.wake_name,
+        others=[LexicalEmbedder()],  # a data dir whose vectors are not re-embedded yet
     )
 
 

@@ -425,7 +425,7 @@ def test_deleting_and_retention_forget_what_the_log_holds(debug_log: Path, tmp_p
         service.bus.subscribe(lambda e: done.set() if isinstance(e, AnswerFinished) else None)
         now = time.time()
         said = Moment("utt-77", "utterance", now - 3, now - 1, "Daybook, where are my keys?")
-        service.store.add([(said, service.embedder.embed([said.text])[0])])
+        service.store.add([(said, service.embedder.embed([said.text])[0])], service.embedder.name)
         service.bus.emit(MomentsStored(ids=("utt-77",), kinds=("utterance",), t1_s=now))
         service.bus.emit(UtteranceTranscribed("utt-77", said.text, said.t0_s, said.t1_s,
                                               SoundClass.SPEECH, "test"))

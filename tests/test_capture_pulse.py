@@ -173,7 +173,7 @@ def test_pipeline_on_a_real_microphone(pulse_server: pulse.PulseServer, tmp_path
         assert utt.backend.startswith(backend)
 
     assert pipeline.memory.stored == {"utterance": 2, "clip": 0}
-    assert pipeline.memory.store.count() == {"utterance": 2, "clip": 0}
+    assert pipeline.memory.store.count() == {"utterance": 2, "clip": 0, "summary": 0}
     assert source.dropped_chunks == 0
     counters = pipeline.counters()
     assert all(v == 0 for k, v in counters.items() if k.endswith((".dropped", ".errors"))), counters

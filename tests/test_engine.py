@@ -20,6 +20,7 @@ from app.core.engine import EngineError
 from app.core.errors import DaybookError
 from app.core.events import EngineFailed, EngineRecovered
 from app.memory.base import Moment
+from app.memory.embed_lexical import LexicalEmbedder
 from app.memory.store_process import ProcessMemoryStore
 from tests.conftest import ROOT
 
@@ -48,8 +49,8 @@ def test_the_child_ignores_ctrl_c(tmp_path: Path) -> None:
         assert pid is not None
         os.kill(pid, signal.SIGINT)
         time.sleep(0.3)
-        store.add([_moment(1)])
-        assert store.count() == {"utterance": 1, "clip": 0}
+        store.add([_moment(1)], LexicalEmbedder.name)
+        assert store.count() == {"utterance": 1, "clip": 0, "summary": 0}
         assert store.engine.pid == pid and store.engine.failures == 0
     finally:
         store.close()
@@ -90,7 +91,7 @@ def test_a_hung_call_does_not_block_other_callers(tmp_path: Path) -> None:
     events: list[object] = []
     store = ProcessMemoryStore(tmp_path / "chroma", timeout_s=2.0, on_event=events.append)
     try:
-        store.add([_moment(1)])
+        store.add([_moment(1)], LexicalEmbedder.name)
         hung = store.engine.pid
         assert hung is not None
         os.kill(hung, signal.SIGSTOP)
@@ -113,7 +114,7 @@ def test_a_hung_call_does_not_block_other_callers(tmp_path: Path) -> None:
         assert "did not answer" in str(errors[0])
         assert _gone(hung, 5)
         # The next call opens the database in a new child; what was stored is there.
-        assert store.count() == {"utterance": 1, "clip": 0}
+        assert store.count() == {"utterance": 1, "clip": 0, "summary": 0}
         assert [type(e) for e in events] == [EngineFailed, EngineRecovered]
     finally:
         store.close()
@@ -132,7 +133,7 @@ def test_opening_in_the_background(tmp_path: Path) -> None:
     store = ProcessMemoryStore(tmp_path / "chroma", wait=False)
     try:
         assert time.monotonic() - t0 < 0.5
-        assert store.count() == {"utterance": 0, "clip": 0}
+        assert store.count() == {"utterance": 0, "clip": 0, "summary": 0}
     finally:
         store.close()
     (tmp_path / "file").write_text("not a folder")

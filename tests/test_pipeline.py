@@ -60,7 +60,7 @@ def test_audio_and_video_flow_into_memory_and_drain(tmp_path: Path) -> None:
     assert [u.text for u in said] == ["hello there", "goodbye now"]
     assert said[0].t0_s == pytest.approx(START + 0.7, abs=0.05)
     assert [e.n_frames for e in events if isinstance(e, ClipClosed)] == [4, 4]
-    assert store.count() == {"utterance": 2, "clip": 2}
+    assert store.count() == {"utterance": 2, "clip": 2, "summary": 0}
     assert sum(len(e.ids) for e in events if isinstance(e, MomentsStored)) == 4
     assert kinds.count(SourceEnded) == 2
     assert audio.closed and video.closed
@@ -106,7 +106,7 @@ def test_failing_source_is_reported_and_the_rest_goes_on(tmp_path: Path) -> None
     assert pipe.wait(20)
     failed = [e for e in events if isinstance(e, SourceFailed)]
     assert len(failed) == 1 and "camera unplugged" in failed[0].message
-    assert store.count() == {"utterance": 1, "clip": 1}  # the 2 frames before the failure kept
+    assert store.count() == {"utterance": 1, "clip": 1, "summary": 0}  # the 2 frames before the failure kept
 
 
 def test_a_failed_recognition_keeps_the_utterance_and_transcribes_it_again(
@@ -216,7 +216,7 @@ def test_the_journal_keeps_what_the_store_refused_until_the_next_start(tmp_path:
                             embedder=LexicalEmbedder(), data=data, classify_sound=always_speech)
     second.start()
     assert second.wait(20)
-    assert store.count() == {"utterance": 1, "clip": 2}
+    assert store.count() == {"utterance": 1, "clip": 2, "summary": 0}
     assert [m.text for m, _ in store.items.values() if m.kind == "utterance"] == [
         "in the journal"]
     assert second.memory.recovered == 3 and second.memory.kept == 0

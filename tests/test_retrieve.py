@@ -28,7 +28,7 @@ def _setup(tmp_path: Path) -> tuple[Retriever, KeyFrameDir]:
     rel = keys.write(np.full((48, 64, 3), 128, np.uint8), MORNING - 5, MORNING + 10)
     items.append((Moment("clip-0", "clip", MORNING - 5, MORNING + 10, key_frame=rel, n_frames=15),
                   np.ones(256, np.float32)))
-    store.add(items)
+    store.add(items, e.name)
     return Retriever(store, e, keys, ReasoningConfig()), keys
 
 
@@ -102,9 +102,9 @@ def test_retention_forgets_old_moments_and_their_key_frames(tmp_path: Path) -> N
          e.embed(["fresh news"])[0]),
         (Moment("clip-old", "clip", now - 9 * 86400, now - 9 * 86400 + 10, key_frame=old_frame,
                 n_frames=10), np.ones(256, np.float32) / 16),
-    ])
+    ], service.embedder.name)
     assert service.apply_retention(now) == 2
-    assert service.store.count() == {"utterance": 1, "clip": 0}
+    assert service.store.count() == {"utterance": 1, "clip": 0, "summary": 0}
     assert not service.key_frames.absolute(old_frame).exists()
     assert Config().privacy.retention_days == 0  # the default keeps everything
     service.close()
@@ -117,7 +117,7 @@ def test_questions_said_to_the_assistant_answer_nothing(tmp_path: Path) -> None:
     e = retriever.embedder
     asked = "computer where are my keys"
     retriever.store.add([(Moment("utt-q", "utterance", MORNING + 60, MORNING + 62, asked),
-                          e.embed([asked])[0])])
+                          e.embed([asked])[0])], e.name)
     plain = Retriever(retriever.store, e, keys, ReasoningConfig())
     assert plain.retrieve("where are my keys", NOW)[0][0].moment.id == "utt-q"  # the trap
     minding = Retriever(retriever.store, e, keys, ReasoningConfig(), wake_name="Computer")
@@ -136,7 +136,7 @@ def test_a_question_the_recogniser_heard_asked_of_the_name_answers_nothing(
     e = retriever.embedder
     heard = "they book where are my keys"
     retriever.store.add([(Moment("utt-q", "utterance", MORNING + 60, MORNING + 62, heard,
-                                 question="where are my keys"), e.embed([heard])[0])])
+                                 question="where are my keys"), e.embed([heard])[0])], e.name)
     minding = Retriever(retriever.store, e, keys, ReasoningConfig(), wake_name="Daybook")
     cites, _ = minding.retrieve("where are my keys", NOW)
     assert "utt-q" not in {c.moment.id for c in cites} and cites

@@ -115,7 +115,7 @@ def test_pause_withholds_everything_and_resume_restores(window: MainWindow, qtbo
     _fake_run(window, qtbot)
     qtbot.waitUntil(lambda: window.service.pipeline is not None
                     and window.service.pipeline.wait(0.01), timeout=10_000)
-    assert window.service.store.count() == {"utterance": 0, "clip": 0}
+    assert window.service.store.count() == {"utterance": 0, "clip": 0, "summary": 0}
     qtbot.waitUntil(lambda: window.frames_shown >= 1, timeout=5000)  # the preview still shows
     window.toggle_pause()
     assert (window.service.is_recording and "REC" in window.rec.text()) or "IDLE" in window.rec.text()

@@ -495,7 +495,7 @@ def _remember(service: DaybookService) -> dict[str, Path]:
         (Moment("clip-2", "clip", DAY + 7200, DAY + 7210, key_frame=late_key, n_frames=4),
          np.ones(256, np.float32) / 16),
     ]
-    service.store.add(items)
+    service.store.add(items, service.embedder.name)
     return {"early": service.key_frames.absolute(key), "late": service.key_frames.absolute(late_key)}
 
 

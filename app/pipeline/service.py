@@ -30,7 +30,10 @@ from app.core.events import (
 )
 from app.core.paths import DataPaths
 from app.memory.base import Moment
+from app.memory.embed_lexical import LexicalEmbedder
+from app.memory.integrate import Integrator
 from app.memory.journal import MomentJournal
+from app.memory.reembed import Reembedder
 from app.perception.spool import UntranscribedSpool
 from app.pipeline.factory import (
     build_pipeline,
@@ -53,7 +56,8 @@ log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 480
 PREVIEW_FPS = 5.0
-STORED_WAIT_S = 3.0  # a spoken question waits at most this long for the memory to commit
+STORED_WAIT_S = 3.0
+INTEGRATE_FIRST_WAIT_S = 20.0  # the first summaries are written this long after the start  # a spoken question waits at most this long for the memory to commit
 
 
 class DaybookService:
@@ -72,8 +76,18 @@ class DaybookService:
         self.spool = UntranscribedSpool(untranscribed_dir(paths))
         self.models = model_manager(cfg, paths)
         self.embedder = make_embedder(cfg)
+        # The lexical embedder answers for a data dir from before (its vectors) while the
+        # configured one's are built in the background.
         self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning,
-                                   wake_name=cfg.assistant.wake_name)
+                                   wake_name=cfg.assistant.wake_name, others=[LexicalEmbedder()])
+        self.reembedder = Reembedder(self.store, self.embedder, self.bus.emit)
+        self.reembedder.start()
+        # Hour and day summaries (long-term memory), in the background.
+        self.integrator = Integrator(self.store, self.embedder, paths.memory / "integrate.json",
+                                     self.bus.emit, first_wait_s=INTEGRATE_FIRST_WAIT_S)
+        self.bus.subscribe(self.integrator.on_event)
+        if cfg.memory.summaries:
+            self.integrator.start()
         self.reasoner = ExtractiveReasoner()
         self.pipeline: Pipeline | None = None
         self.recording = threading.Event()
@@ -144,6 +158,10 @@ class DaybookService:
         if not moments:
             return
         self.store.delete([m.id for m in moments])
+        try:  # the summaries quoting them go too (and are written again from what is left)
+            self.integrator.invalidate(moments)
+        except Exception as exc:
+            log.warning("could not remove the summaries of deleted moments yet: %s", exc)
         for m in moments:
             if m.key_frame:
                 self.key_frames.absolute(m.key_frame).unlink(missing_ok=True)
@@ -284,6 +302,11 @@ class DaybookService:
 
     def close(self) -> None:
         self.stop()
+        self.reembedder.stop()
+        self.integrator.stop()
+        self.reembedder.join(timeout=10)
+        if self.integrator.is_alive():
+            self.integrator.join(timeout=10)
         if self._resume_timer is not None:
             self._resume_timer.cancel()
         close_store(self.store)

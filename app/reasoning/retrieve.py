@@ -1,35 +1,65 @@
-"""Retrieval: the remembered moments most relevant to a question.
+"""Retrieval: the remembered moments most relevant to a question (hybrid search).
 
-Open questions rank utterances by vector similarity (Chroma's unfiltered HNSW search) plus a
-keyword-overlap bonus. A time word ("this morning") restricts the search to that range; a question
-that is only a time ("what happened this morning?") lists that range's moments, clips included.
+Two rankings are fused by reciprocal rank (RRF, which needs no common scale): vector similarity
+from the store's active embedder (and, while the store re-embeds, from the new embedder's
+partial set too), and BM25 keyword matching from the store's full-text index. A vector hit below
+its embedder's `min_similarity` is dropped unless the words match too. Time words restrict both
+searches to their range ("this morning", "at 3 pm"), and within a range the moments nearest its
+middle get a small boost; "the last time I …" puts the most recent of the relevant matches
+first. A question that is only a time ("what happened this morning?") lists that range's
+moments, clips included. Equal scores are ordered newer first, then by id: ranking is
+deterministic.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from app.core.config import ReasoningConfig
-from app.memory.base import Embedder, MemoryStore, Moment
-from app.memory.embed_lexical import stem, words
+from app.memory.base import Embedder, Hit, MemoryStore, Moment
 from app.memory.keyframes import KeyFrameDir
+from app.memory.sidecar import match_query
 from app.reasoning.base import Answer, Citation, Reasoner
 from app.reasoning.instruction import addressed_question
-from app.reasoning.timewords import TimeScope, parse_time_scope
+from app.reasoning.timewords import TimeScope, parse_time_scope, wants_latest
 
-KEYWORD_BONUS = 0.3
+# Words that only place a question in time (the time words parser reads them) or ask for a
+# listing: searched for, they would match every moment that mentions "morning".
+_TIME_WORDS = frozenset(re.split(r"\s+", """
+morning mornings afternoon evening night tonight today yesterday week weeks month months year
+day days hour hours minute minutes ago last past earlier recently just now around noon midnight
+am pm o'clock oclock monday tuesday wednesday thursday friday saturday sunday january february
+march april may june july august september october november december happened happen happening
+going on time times first latest recent before after since
+""".strip()))
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+
+
+def content_of(question: str) -> str:
+    """The question without its time words and numbers: what to search for."""
+    return " ".join(w for w in _WORD.findall(question.lower())
+                    if w not in _TIME_WORDS and not w.isdigit())
+
+
+RRF_K = 20  # rank constant: with few candidates, a small one keeps the first ranks apart
+TIME_BOOST = 0.2  # × 1/RRF_K at the middle of a time word's range, 0 at its edges
+LATEST_KEEP = 0.5  # "the last time I …": matches scoring at least this × the best one
 
 
 class Retriever:
     def __init__(
         self, store: MemoryStore, embedder: Embedder, key_frames: KeyFrameDir, cfg: ReasoningConfig,
-        *, wake_name: str = "",
+        *, wake_name: str = "", others: list[Embedder] | None = None,
     ) -> None:
+        """`embedder`: the configured one (the store builds its vectors when they are not
+        there yet); `others`: embedders the store's older vector sets may need meanwhile."""
         self.store = store
         self.embedder = embedder
         self.key_frames = key_frames
         self.cfg = cfg
         self.wake_name = wake_name
+        self.embedders = {e.name: e for e in [*(others or []), embedder]}
 
     def _asked(self, m: Moment) -> bool:
         """A question said to the assistant: remembered, but it answers nothing (not even
@@ -37,26 +67,35 @@ class Retriever:
         return m.kind == "utterance" and (bool(m.question) or (
             bool(self.wake_name) and addressed_question(m.text, self.wake_name) is not None))
 
+    def _min_similarity(self, embedder: Embedder) -> float:
+        return self.cfg.min_similarity or embedder.min_similarity
+
     def retrieve(
         self, question: str, now: dt.datetime | None = None
     ) -> tuple[list[Citation], TimeScope | None]:
         scope = parse_time_scope(question, now)
-        terms = {stem(w) for w in words(question)}
-        if not terms:
+        content = content_of(question)
+        if not match_query(content):
             return self._in_scope(scope, now), scope
-        vector = self.embedder.embed([question])[0]
+        t0_s, t1_s = (scope.t0_s, scope.t1_s) if scope else (None, None)
         k = self.cfg.top_k * 4
-        hits = self.store.search(vector, k, days=scope.days() if scope else None)
-        scored: list[tuple[float, Moment]] = []
-        for hit in hits:
-            m = hit.moment
-            if self._asked(m) or (scope and not (scope.t0_s <= m.t0_s < scope.t1_s)):
+        rankings: list[list[Hit]] = []
+        state = self.store.embedder_state(self.embedder.name)
+        for name in (state.active, state.building):
+            embedder = self.embedders.get(name) if name else None
+            if embedder is None or name is None:
                 continue
-            overlap = len(terms & {stem(w) for w in words(m.text)}) / len(terms)
-            if hit.similarity < self.cfg.min_similarity and overlap == 0:
-                continue
-            scored.append((hit.similarity + KEYWORD_BONUS * overlap, m))
-        scored.sort(key=lambda s: -s[0])
+            vector = embedder.embed([content])[0]
+            floor = self._min_similarity(embedder)
+            rankings.append([h for h in self.store.search(vector, k, t0_s, t1_s, embedder=name)
+                             if h.similarity >= floor and not self._asked(h.moment)])
+        rankings.append([h for h in self.store.keyword_search(content, k, t0_s, t1_s)
+                         if not self._asked(h.moment)])
+        scored = fuse(rankings, scope)
+        if scored and wants_latest(question):
+            best = scored[0][0]
+            scored = sorted((s for s in scored if s[0] >= LATEST_KEEP * best),
+                            key=lambda s: (-s[1].t0_s, s[1].id))
         return [self._cite(m, score) for score, m in scored[: self.cfg.top_k]], scope
 
     def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None) -> list[Citation]:
@@ -64,12 +103,7 @@ class Retriever:
             today = (now or dt.datetime.now()).date().isoformat()
             moments = self.store.moments_on_day(today)
         else:
-            moments = [
-                m
-                for day in scope.days()
-                for m in self.store.moments_on_day(day)
-                if scope.t0_s <= m.t0_s < scope.t1_s
-            ]
+            moments = self.store.moments_between(scope.t0_s, scope.t1_s)
         moments = [m for m in moments if not self._asked(m)]
         # Prefer what was said; fill up with what was seen. Newest first.
         said = [m for m in moments if m.kind == "utterance" and m.text]
@@ -81,6 +115,24 @@ class Retriever:
         thumb = (self.key_frames.absolute(m.key_frame) if m.key_frame
                  else self.key_frames.near(m.t0_s, m.t1_s))
         return Citation(moment=m, score=score, thumbnail=thumb)
+
+
+def fuse(rankings: list[list[Hit]], scope: TimeScope | None) -> list[tuple[float, Moment]]:
+    """Reciprocal-rank fusion of several rankings, plus a boost near the middle of a time range;
+    best first, ties newer first, then by id."""
+    scores: dict[str, float] = {}
+    moments: dict[str, Moment] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            moments[hit.moment.id] = hit.moment
+            scores[hit.moment.id] = scores.get(hit.moment.id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    if scope is not None and scope.t1_s > scope.t0_s:
+        middle, half = (scope.t0_s + scope.t1_s) / 2, (scope.t1_s - scope.t0_s) / 2
+        for id_, m in moments.items():
+            closeness = max(0.0, 1.0 - abs(m.t0_s - middle) / half)
+            scores[id_] += TIME_BOOST * closeness / RRF_K
+    ranked = sorted(moments.values(), key=lambda m: (-scores[m.id], -m.t0_s, m.id))
+    return [(scores[m.id], m) for m in ranked]
 
 
 def answer_question(retriever: Retriever, reasoner: Reasoner, question: str,

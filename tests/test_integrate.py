@@ -1,0 +1,177 @@
+"""Long-term memory: hour and day summaries, written in the background, resumable, kill-safe."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from app.memory.base import Moment
+from app.memory.embed_lexical import LexicalEmbedder
+from app.memory.fakes import InMemoryStore
+from app.memory.integrate import Integrator, day_id, hour_id, summarize_hour
+from tests.conftest import ROOT
+
+DAY = dt.datetime(2026, 11, 20)
+LEX = LexicalEmbedder()
+
+
+def at(h: int, m: int = 0, s: int = 0) -> float:
+    return DAY.replace(hour=h, minute=m, second=s).timestamp()
+
+
+SAID = [
+    (at(9, 5), "I had scrambled eggs and coffee for breakfast"),
+    (at(9, 20), "the coffee machine is broken again"),
+    (at(9, 40), "call the plumber about the coffee machine leak"),
+    (at(11, 10), "Anna suggested we watch Inception tonight"),
+    (at(11, 50), "the train to Leeds leaves at six"),
+]
+
+
+def _fill(store: InMemoryStore) -> None:
+    items = [(Moment(f"utt-{i}", "utterance", t, t + 3, text, sound="speech"),
+              LEX.embed([text])[0]) for i, (t, text) in enumerate(SAID)]
+    items += [(Moment(f"clip-{i}", "clip", at(9, 10 + i), at(9, 11 + i), n_frames=16),
+               np.ones(256, np.float32) / 16) for i in range(3)]
+    store.add(items, LEX.name)
+
+
+def _integrator(store: InMemoryStore, tmp_path: Path, now: float) -> Integrator:
+    return Integrator(store, LEX, tmp_path / "integrate.json", lambda e: None, now=lambda: now)
+
+
+def test_an_hour_summary_says_what_the_hour_was_about() -> None:
+    moments = [Moment(f"u{i}", "utterance", t, t + 3, text) for i, (t, text) in enumerate(SAID[:3])]
+    moments.append(Moment("c", "clip", at(9, 30), at(9, 31)))
+    s = summarize_hour(moments, at(9), at(10))
+    assert s is not None and s.kind == "summary" and s.id == hour_id(at(9))
+    assert s.text.startswith("09:00–10:00: about coffee, machine")
+    assert "3 things said and 1 scene seen" in s.text
+    assert "\u201cthe coffee machine is broken again\u201d" in s.text
+    assert summarize_hour([], at(9), at(10)) is None
+
+
+def test_finished_hours_and_days_are_integrated_and_found(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    _fill(store)
+    integ = _integrator(store, tmp_path, at(12, 30))  # 11:00–12:00 ended, settled
+    written = integ.integrate_once()
+    assert written == [hour_id(at(9)), hour_id(at(11))]  # 10:00 had nothing: no summary
+    assert store.count()["summary"] == 2
+    hits = store.keyword_search("plumber", 5)
+    assert hour_id(at(9)) in [h.moment.id for h in hits]  # retrieval finds summaries too
+    assert integ.integrate_once() == []  # nothing new
+    # The next day: the whole day is over, its summary is written.
+    integ.now = lambda: at(0, 5) + 86_400 + 3600
+    written = integ.integrate_once()
+    assert day_id("2026-11-20") in written
+    day = store.get([day_id("2026-11-20")])[0]
+    assert day.text.startswith("Friday 20 November 2026, 09:00–12:00, 2 hours remembered: about")
+    assert "coffee" in day.text
+    assert store.moments_on_day("2026-11-20") == store.moments_between(at(0), at(0) + 86_400)
+    assert all(m.kind != "summary" for m in store.moments_on_day("2026-11-20"))
+
+
+def test_it_resumes_after_a_restart_and_redoes_late_hours(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    _fill(store)
+    first = _integrator(store, tmp_path, at(10, 30))
+    assert first.integrate_once() == [hour_id(at(9))]
+    state = json.loads((tmp_path / "integrate.json").read_text())
+    assert state["cursor"] == at(10)
+    second = _integrator(store, tmp_path, at(12, 30))  # a restart: resumes at 10:00
+    assert second.integrate_once() == [hour_id(at(11))]
+    # A recording imported later adds to 09:00: the hour is summarised again.
+    late = Moment("utt-late", "utterance", at(9, 55), at(9, 56), "the plumber fixed the leak")
+    store.add([(late, LEX.embed([late.text])[0])], LEX.name)
+    from app.core.events import MomentsStored
+
+    second.on_event(MomentsStored(("utt-late",), ("utterance",), late.t1_s))
+    assert second.integrate_once() == [hour_id(at(9))]
+    assert "4 things said" in store.get([hour_id(at(9))])[0].text
+
+
+def test_deleting_moments_removes_the_summaries_that_quote_them(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    _fill(store)
+    integ = _integrator(store, tmp_path, at(12, 30))
+    integ.integrate_once()
+    assert store.keyword_search("plumber", 5)
+    gone = store.delete(["utt-2"])
+    integ.invalidate(gone)
+    assert store.keyword_search("plumber", 5) == []  # at once: the summary quoting it is gone
+    integ.integrate_once()
+    summary = store.get([hour_id(at(9))])[0]  # written again from what is left
+    assert "plumber" not in summary.text and "2 things said" in summary.text
+
+
+_KILLED = r"""
+import sys, time
+sys.path.insert(0, sys.argv[3])
+from pathlib import Path
+from app.memory.chroma_store import ChromaMemoryStore
+from app.memory.embed_lexical import LexicalEmbedder
+from app.memory.integrate import Integrator
+store = ChromaMemoryStore(Path(sys.argv[1]))
+class Slow(LexicalEmbedder):
+    def embed(self, texts):
+        print("embedding", flush=True)
+        time.sleep(0.2)
+        return super().embed(texts)
+now = float(sys.argv[2])
+Integrator(store, Slow(), Path(sys.argv[1]).parent / "integrate.json", lambda e: None,
+           now=lambda: now).integrate_once()
+print("done", flush=True)
+"""
+
+
+def test_a_kill_during_integration_leaves_nothing_half_written(tmp_path: Path) -> None:
+    """SIGKILL in the middle of writing summaries, then a restart: every summary is whole
+    (the same as a run that was never killed), and the work resumes where it stopped."""
+    from app.memory.chroma_store import ChromaMemoryStore
+
+    store = ChromaMemoryStore(tmp_path / "c")
+    items = []
+    for day in range(3):  # three days, five hours each
+        for h in range(8, 13):
+            t = at(h, 15) + day * 86_400
+            text = f"day {day} hour {h}: the blue kettle and the garden gate"
+            items.append((Moment(f"utt-{day}-{h}", "utterance", t, t + 2, text),
+                          LEX.embed([text])[0]))
+    store.add(items, LEX.name)
+    store.close()
+    now = at(13, 30) + 2 * 86_400
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, str(tmp_path / "c"), str(now),
+                             str(ROOT)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    seen = 0
+    for line in proc.stdout:
+        seen += line.startswith("embedding")
+        if seen == 6:  # in the middle of the second day
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait(30)
+    store = ChromaMemoryStore(tmp_path / "c")
+    partial = store.moments_between(0, now, kinds=("summary",))
+    assert 4 <= len(partial) <= 7
+    integ = Integrator(store, LEX, tmp_path / "integrate.json", lambda e: None, now=lambda: now)
+    started = time.monotonic()
+    integ.integrate_once()
+    assert time.monotonic() - started < 30
+    summaries = store.moments_between(0, now, kinds=("summary",))
+    assert len(summaries) == 3 * 5 + 2  # every hour, and the two finished days
+    reference = InMemoryStore()
+    reference.add(items, LEX.name)
+    Integrator(reference, LEX, tmp_path / "ref.json", lambda e: None,
+               now=lambda: now).integrate_once()
+    assert ({(m.id, m.text) for m in summaries}
+            == {(m.id, m.text) for m in reference.moments_between(0, now, kinds=("summary",))})
+    assert store.side.get_state("pending") is None
