@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from app.core.errors import DaybookError
 from app.core.timefmt import day_bounds, local_day
 from app.memory.base import LIVE_KINDS, TEXT_KINDS, EmbedderState, Hit, Kind, Moment
 from app.memory.sidecar import Sidecar
@@ -108,8 +109,48 @@ def open_client(path: Path, url: str = "") -> Any:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not a Chroma server address: {url!r} (want http://host:port)")
     ssl = parts.scheme == "https"
-    return chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if ssl else 8000),
-                               ssl=ssl, settings=settings)
+    try:
+        client = chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if ssl else 8000),
+                                     ssl=ssl, settings=settings)
+    except ValueError as exc:  # chromadb's "Could not connect…" names neither server nor cause
+        if exc.__context__ is None or type(exc.__context__).__module__.split(".")[0] != "httpx":
+            raise
+        raise _unreachable(url, exc.__context__) from exc
+    return _Server(client, url)
+
+
+class ChromaUnreachableError(DaybookError):
+    """The Chroma server did not answer (down, restarting, unreachable). A write cut short is
+    repaired at the next one (`pending`); the memory writer keeps the moments and retries."""
+
+
+def _unreachable(url: str, exc: BaseException) -> ChromaUnreachableError:
+    why = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)) or type(exc).__name__
+    return ChromaUnreachableError(f"the Chroma server at {url} cannot be reached: {why}")
+
+
+class _Server:
+    """A Chroma client or collection of a server, whose network errors (httpx's, raw, with
+    neither the server nor the call in them) become a ChromaUnreachableError naming the server."""
+
+    def __init__(self, target: Any, url: str) -> None:
+        self._target, self._url = target, url
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import httpx
+
+            try:
+                out = attr(*args, **kwargs)
+            except httpx.TransportError as exc:
+                raise _unreachable(self._url, exc) from exc
+            return _Server(out, self._url) if type(out).__name__ == "Collection" else out
+
+        return call
 
 
 class ChromaMemoryStore:
