@@ -308,8 +308,9 @@ class ChromaMemoryStore:
 
     def _rebuild_side(self) -> None:
         """The side file from Chroma: a data dir from before it existed, or a lost side file."""
-        log.warning("memory: building the time and full-text indexes from the database")
         sets = self._text_collections()
+        if self._clips.count() or any(col.count() for col in sets.values()):
+            log.warning("memory: building the time and full-text indexes from the database")
         with self.side.transaction() as db:
             for table in ("moment", "fts", "vec", "state"):
                 db.execute(f"DELETE FROM {table}")
