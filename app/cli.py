@@ -308,6 +308,61 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _export_range(args: argparse.Namespace) -> tuple[float, float]:
+    """--day, or --from and --to (default: today)."""
+    from app.core.timefmt import day_bounds
+
+    if args.day and (args.start or args.end):
+        raise InputError("give either --day or --from and --to, not both")
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise InputError("--from and --to go together (e.g. --from 2026-11-24T09:00 "
+                             "--to 2026-11-24T12:00)")
+        try:
+            t0_s = parse_iso(args.start)
+        except ValueError as exc:
+            raise InputError(f"--from: {exc}") from exc
+        try:
+            t1_s = parse_iso(args.end)
+        except ValueError as exc:
+            raise InputError(f"--to: {exc}") from exc
+        if t1_s <= t0_s:
+            raise InputError(f"--to ({args.end}) must come after --from ({args.start})")
+        return t0_s, t1_s
+    day = args.day or local_day(time.time())
+    try:
+        return day_bounds(day)
+    except ValueError as exc:
+        raise InputError(f"--day must look like 2026-11-24, got {day!r}") from exc
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app.memory.export import check_out_dir, export_range, range_label
+    from app.pipeline.factory import make_key_frames
+
+    t0_s, t1_s = _export_range(args)
+    label = range_label(t0_s, t1_s)
+    out_dir = Path(args.out).expanduser().resolve()
+    check_out_dir(out_dir, label, force=args.force, create=False)  # before the store opens
+    with open_session(args, records=False) as s:
+        result = export_range(s.store(), make_key_frames(s.cfg, s.paths.key_frames), t0_s,
+                              t1_s, out_dir, label, force=args.force)
+    if args.json:
+        print(json.dumps({"range": {"label": label, "t0": iso(t0_s), "t1": iso(t1_s)},
+                          **result.to_json()}, indent=2, ensure_ascii=False))
+        return ExitCode.OK
+    if not result.moments:
+        print(f"Nothing remembered from {iso(t0_s)} to {iso(t1_s)}; wrote {result.markdown} "
+              "saying so.")
+        return ExitCode.OK
+    frames = f", {result.key_frames} key frame{'s' * (result.key_frames != 1)}"
+    gone = (f" ({result.missing_key_frames} key frame(s) missing)"
+            if result.missing_key_frames else "")
+    print(f"Exported {result.moments} moment{'s' * (result.moments != 1)}"
+          f"{frames}{gone} to {result.markdown} and {result.json.name}")
+    return ExitCode.OK
+
+
 def _model_manager(args: argparse.Namespace) -> Any:
     from app.pipeline.factory import open_model_manager
 
@@ -490,6 +545,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--day", help="YYYY-MM-DD (default: today)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_timeline)
+
+    p = sub.add_parser("export", parents=[common],
+                       help="write a day (or a time range) as Markdown + JSON with key frames")
+    p.add_argument("--day", help="YYYY-MM-DD (default: today)")
+    p.add_argument("--from", dest="start", metavar="TIME",
+                   help="start, ISO-8601, local time unless it has an offset")
+    p.add_argument("--to", dest="end", metavar="TIME", help="end (not included), ISO-8601")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
+    p.add_argument("--force", action="store_true", help="overwrite an export of the same range")
+    p.add_argument("--json", action="store_true", help="print a JSON summary")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
