@@ -30,6 +30,7 @@ def test_values_are_read_and_ints_widen_to_floats(tmp_path: Path) -> None:
     ({"vad": {"hangover_ms": True}}, r"\[vad\] hangover_ms: expected an integer"),
     ({"vad": {"hangover_ms": 5}}, r"\[vad\] hangover_ms: 5 is out of range \(30 to 3000\)"),
     ({"asr": {"backend": "magic"}}, r"\[asr\] backend: 'magic' is not one of auto, whisper, moonshine, pocketsphinx, none"),
+    ({"memory": {"embedder": "bert"}}, r"\[memory\] embedder: 'bert' is not one of auto, minilm, lexical"),
     ({"vad": {"hangover": 300}}, r"\[vad\] hangover: unknown field"),
     ({"sound": {}}, r"unknown section \[sound\]"),
     ({"vad": 3}, r"\[vad\] must be a table"),
@@ -37,6 +38,12 @@ def test_values_are_read_and_ints_widen_to_floats(tmp_path: Path) -> None:
 def test_invalid_values_name_the_field(doc: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         config_from_dict(doc, "cfg.toml")
+
+
+def test_embedder_choices() -> None:
+    assert Config().memory.embedder == "auto"
+    for choice in ("auto", "minilm", "lexical"):  # lexical stays valid for existing configs
+        assert config_from_dict({"memory": {"embedder": choice}}).memory.embedder == choice
 
 
 def test_broken_toml_is_reported_with_the_path(tmp_path: Path) -> None:

@@ -71,7 +71,9 @@ class VideoConfig:
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    embedder: str = _opt("lexical", choices=("lexical",))
+    embedder: str = _opt("auto", choices=("auto", "minilm", "lexical"),
+                         doc="auto: all-MiniLM-L6-v2 (the catalog's when installed, else the "
+                         "built-in int8 one), else lexical; minilm: that or an error")
     batch_size: int = _opt(32, lo=1, hi=10_000)
     flush_interval_s: float = _opt(1.0, lo=0.01, hi=600.0)
     store_timeout_s: float = _opt(30.0, lo=1.0, hi=3600.0,

@@ -162,6 +162,7 @@ def stem(word: str) -> str:
 
 class LexicalEmbedder:
     name = "lexical (hashed n-grams)"
+    min_similarity = 0.12
 
     def __init__(self, dim: int = 384) -> None:
         self.dim = dim

