@@ -518,3 +518,150 @@ def test_painting_keeps_references_to_none(qtbot, window, day_moments):
     assert lost < 200, (
         f"painting 20 times lost {lost} references to None: a PySide6 refcount bug "
         f"(PySide6 {PySide6.__version__}, Python {sys.version.split()[0]}); use PySide6 < 6.12")
+
+
+# --- the day's export and summaries -------------------------------------------------------------
+
+
+IMAGE_LINK = r"!\[[^\]]*\]\(([^)]+)\)"
+
+
+def summaries_of(service: DaybookService, day_start_s: float = START_S) -> list[Moment]:
+    """Summaries as app/memory/integrate.py writes them: of hours 9 and 14, and of the day."""
+    from app.memory.integrate import day_id, hour_id
+
+    day = DAY if day_start_s == START_S else NEXT_DAY
+    hours = [
+        Moment(hour_id(at(9, day_start_s=day_start_s)), "summary", at(9, day_start_s=day_start_s),
+               at(10, day_start_s=day_start_s),
+               text="09:00–10:00: about breakfast, eggs, alice. 2 things said and 2 scenes seen. "
+                    "09:00 “I had scrambled eggs and coffee for breakfast”"),
+        Moment(hour_id(at(14, day_start_s=day_start_s)), "summary",
+               at(14, day_start_s=day_start_s), at(15, day_start_s=day_start_s),
+               text="14:00–15:00: about tomato, plants. 1 thing said and 1 scene seen."),
+    ]
+    whole = Moment(day_id(day), "summary", day_start_s, day_start_s + 86_400,
+                   text=f"{dt.date.fromisoformat(day):%A %d %B %Y}, 09:00–15:00, 3 hours "
+                        "remembered: about breakfast, eggs, tomato.")
+    items = [*hours, whole]
+    service.store.add(list(zip(items, service.embedder.embed([m.text for m in items]),
+                               strict=True)), service.embedder.name)
+    return items
+
+
+def test_export_day_writes_the_day_book(qtbot, window, service, day_moments, tmp_path,
+                                        monkeypatch):
+    import re
+
+    from app.ui import timeline
+
+    show(qtbot, window, DAY)
+    out = tmp_path / "books"
+    asked: list[str] = []
+
+    def choose(parent, caption, start):
+        asked.append(caption)
+        return str(out)
+
+    monkeypatch.setattr(timeline.QFileDialog, "getExistingDirectory", choose)
+    with qtbot.waitSignal(window.exported, timeout=20_000) as done:
+        window.export_day_button.click()
+    assert asked == ["Export Tuesday 24 November 2026 to a folder"]
+    md_path, json_path = done.args[0]
+    assert md_path == out / f"daybook-{DAY}.md" and json_path == out / f"daybook-{DAY}.json"
+    assert not window.day_message.isHidden()
+    assert window.day_message.text() == (
+        f"Exported 8 moments to {md_path} (and daybook-{DAY}.json, keyframes/)")
+    md = md_path.read_text(encoding="utf-8")
+    for m in day_moments:
+        if m.text:
+            assert m.text in md
+    links = re.findall(IMAGE_LINK, md)
+    clips = [m for m in day_moments if m.kind == "clip"]
+    assert len(links) == len(clips)
+    for link, m in zip(links, clips, strict=True):
+        assert (out / link).read_bytes() == service.key_frames.absolute(m.key_frame).read_bytes()
+    doc = json.loads(json_path.read_text(encoding="utf-8"))
+    assert [d["id"] for d in doc["moments"]] == [m.id for m in day_moments]
+
+    # Again into the same folder: replaced only when the user says so.
+    md_path.write_text("kept", encoding="utf-8")
+    window.confirm_replace = lambda question: False
+    with qtbot.waitSignal(window.exportFailed, timeout=20_000) as failed:
+        window.export_day_button.click()
+    assert "already holds this day's export" in failed.args[0]
+    assert md_path.read_text(encoding="utf-8") == "kept"
+    window.confirm_replace = lambda question: True
+    with qtbot.waitSignal(window.exported, timeout=20_000):
+        window.export_day_button.click()
+    assert md_path.read_text(encoding="utf-8").startswith("# Daybook — Tuesday 24 November 2026")
+
+
+def test_summaries_of_the_day_and_its_hours(qtbot, window, service, day_moments):
+    from app.reasoning.base import Citation
+    from app.ui.timeline_model import LaneRole
+
+    hours = summaries_of(service)
+    window.show()
+    show(qtbot, window, DAY)
+    model = window.model
+    # The day's line above the hours.
+    assert not window.day_summary.isHidden()
+    assert window.day_summary.text() == (
+        "Summary: 09:00–15:00, 3 hours remembered: about breakfast, eggs, tomato.")
+    # Each hour's own, on its row (drawn without the hour, which the row says) and tooltip.
+    lanes = model.lanes()
+    assert [(lane.hour, lane.summary) for lane in lanes] == [
+        (9, hours[0].text), (11, ""), (14, hours[1].text)]
+    assert hours[0].text in model.index(0, 0).data(Qt.ItemDataRole.ToolTipRole)
+    assert model.index(2, 0).data(LaneRole).summary == hours[1].text
+    # Summaries are no moment rows: the day still has its eight moments, and no summary id.
+    assert model.moment_count() == 8
+    assert not [m for m in model.moments() if m.kind == "summary"]
+    assert window.day_counts.text() == "8 moments · 4 seen · 4 heard"
+
+    loader = window.model.loader
+    qtbot.waitUntil(lambda: loader.decoded >= 4, timeout=10_000)  # the thumbnails, for the look
+    qtbot.wait(50)
+    window.grab().save("/tmp/timeline_summaries.png")
+    window.zoom_to_hour(9)  # the hour's row is not shown: its summary is, under the title
+    assert window.day_summary.text() == "Summary: " + hours[0].text.removeprefix("09:00–10:00: ")
+    qtbot.waitUntil(lambda: loader.decoded >= 6, timeout=10_000)  # larger thumbnails
+    qtbot.wait(50)  # let the labels' layout follow their new text
+    window.grab().save("/tmp/timeline_summaries_hour.png")
+    window.zoom_to_hour(11)
+    assert window.day_summary.isHidden()  # 11:00 has none
+    window.zoom_to_hour(None)
+    assert window.day_summary.text().startswith("Summary: 09:00–15:00, 3 hours")
+
+    # A summary found by a search opens as its text: no picture, nothing to delete.
+    window.hits.set_citations([Citation(hours[0], 1.0, service.key_frames.near(at(9), at(10)))])
+    window.hits_view.activated.emit(window.hits.index(0, 0))
+    view = window.moment_view
+    assert view.moment == hours[0] and window.open_moment_id() == hours[0].id
+    assert view.heard.text() == hours[0].text
+    assert view.kind.text() == "Summary of the hour"
+    assert view.image.isHidden() and view.delete_button.isHidden()
+    assert window.hits.thumbnail(window.hits.index(0, 0)) is None
+
+
+def test_summaries_written_later_show_up(qtbot, window, service, day_moments):
+    show(qtbot, window, DAY)
+    assert window.day_summary.isHidden()
+    assert all(not lane.summary for lane in window.model.lanes())
+    hours = summaries_of(service)
+    from app.core.events import MemoryIntegrated
+
+    def integrator() -> None:  # as app/memory/integrate.py announces them, from its thread
+        service.bus.emit(MemoryIntegrated(tuple(m.id for m in hours)))
+
+    with qtbot.waitSignal(window.dayLoaded, timeout=10_000):
+        threading.Thread(target=integrator).start()
+    assert window.day_summary.text().endswith("about breakfast, eggs, tomato.")
+    assert window.model.lanes()[0].summary == hours[0].text
+
+
+def test_summary_ids_carry_no_start_time():
+    assert moment_t0_from_id("sum-day-2026-11-24") is None
+    assert moment_t0_from_id("sum-hour-2026-11-24T09") is None
+    assert moment_t0_from_id("utt-1795165200000") == 1_795_165_200.0

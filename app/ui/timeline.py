@@ -66,10 +66,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.events import MomentsDeleted, MomentsStored
-from app.core.timefmt import local_day, local_dt
+from app.core.events import MemoryIntegrated, MomentsDeleted, MomentsStored
+from app.core.timefmt import day_bounds, local_day, local_dt
 from app.memory.base import Moment
 from app.memory.episodes import Episode, episode_of, group_episodes
+from app.memory.export import ExportExistsError, ExportResult, export_range
 from app.reasoning.base import Citation
 from app.ui.bridge import EventBridge
 from app.ui.tasks import BackgroundTasks, ThumbnailLoader
@@ -89,10 +90,13 @@ from app.ui.timeline_model import (
     _long_date,
     _qdate,
     _span,
+    day_summary,
     describe,
     group_by_hour,
     moment_json,
     moment_t0_from_id,
+    summary_day,
+    summary_line,
 )
 from app.ui.timeline_paint import HitDelegate, LaneDelegate
 
@@ -276,7 +280,17 @@ class MomentView(QFrame):
         self.title.setText(_span(m))
         self.subtitle.setText(f"{_long_date(local_day(m.t0_s), year=True)} · "
                               f"{_duration(m.t1_s - m.t0_s)}")
-        if m.kind == "clip":
+        # A summary is written from other moments: Daybook rewrites it when they are deleted.
+        self.delete_button.setVisible(m.kind != "summary")
+        if m.kind == "summary":
+            self.kind.setText("Summary of the " + ("day" if m.id.startswith("sum-day-")
+                                                   else "hour"))
+            self.heard_label.hide()
+            self.caption_label.hide()
+            self.caption.hide()
+            self.heard.show()
+            self.heard.setText(m.text)
+        elif m.kind == "clip":
             frames = f", {m.n_frames} frames" if m.n_frames else ""
             self.kind.setText(f"<span style='color:{CLIP_COLOR.name()}'>●</span> "
                               f"Seen (camera clip{frames})")
@@ -352,7 +366,8 @@ class TimelineWindow(QWidget):
 
     Usable as a tab or a top-level window. Day loads and searches finish asynchronously:
     `dayLoaded(day)` and `searchFinished(count)` say when. Set `confirm` to a callable returning
-    True to skip the delete confirmation dialog (tests, scripted use).
+    True to skip the delete confirmation dialog (tests, scripted use); `confirm_replace` likewise
+    for replacing a day's export already in the chosen folder.
     """
 
     momentOpened = Signal(str)  # moment id, whenever the moment view shows a moment
@@ -367,6 +382,7 @@ class TimelineWindow(QWidget):
         super().__init__(parent)
         self.service = service
         self.confirm: Callable[[str], bool] = self._ask_confirmation
+        self.confirm_replace: Callable[[str], bool] = self._ask_replace
         self._tasks = BackgroundTasks.instance()
         self._day = ""
         self._loading = False
@@ -376,6 +392,7 @@ class TimelineWindow(QWidget):
         self._to_expand: list[int] = []  # hours still to expand (a day opens in steps)
         self._zoom_hour: int | None = None
         self._open_id: str | None = None
+        self._summary = ""  # the shown day's summary (without its date)
 
         self.loader = ThumbnailLoader(self)
         self.loader.loaded.connect(self._thumb_loaded)
@@ -448,10 +465,28 @@ class TimelineWindow(QWidget):
         font.setBold(True)
         self.day_title.setFont(font)
         self.day_counts = QLabel()
+        self.day_message = QLabel()  # what the day's export did
+        self.day_message.setWordWrap(True)
+        self.day_message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.export_day_button = QPushButton("Export…")
+        self.export_day_button.setToolTip(
+            "Save the day shown as a day book: Markdown and JSON, with its key frames")
+        self.export_day_button.clicked.connect(self._export_day_clicked)
         title_row = QHBoxLayout()
         title_row.addWidget(self.day_title)
         title_row.addSpacing(12)
         title_row.addWidget(self.day_counts, 1)
+        title_row.addWidget(self.export_day_button)
+        # The day's summary (long-term memory), once Daybook has written one.
+        self.day_summary = QLabel()
+        self.day_summary.setWordWrap(True)
+        self.day_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.day_summary.setToolTip("Daybook's summary of the day, written after each hour")
+        italic = self.day_summary.font()
+        italic.setItalic(True)
+        self.day_summary.setFont(italic)
+        self.day_summary.hide()
+        self.day_message.hide()
 
         self.delegate = LaneDelegate(self.model, self)
         self.tree = QTreeView()
@@ -498,6 +533,8 @@ class TimelineWindow(QWidget):
         left_lay = QVBoxLayout(left)
         left_lay.setContentsMargins(0, 0, 0, 0)
         left_lay.addLayout(title_row)
+        left_lay.addWidget(self.day_summary)
+        left_lay.addWidget(self.day_message)
         left_lay.addWidget(self.pages, 1)
 
         self.hits_title = QLabel()
@@ -574,6 +611,8 @@ class TimelineWindow(QWidget):
         if not same:
             self.day_title.setText(_long_date(day, year=True))
             self.day_counts.setText("loading…")
+            self.day_summary.hide()
+            self.day_message.hide()
             self._loading_timer.start()
         self._load(reset=not same)
 
@@ -603,18 +642,24 @@ class TimelineWindow(QWidget):
         token, day, service = self._load_token, self._day, self.service
         self._loading = True
 
-        def read() -> tuple[list[_Lane], list[Episode]]:
+        def read() -> tuple[list[_Lane], list[Episode], str]:
             moments = service.moments_on_day(day)
-            return group_by_hour(moments), group_episodes(moments)
+            try:
+                summaries = service.store.moments_between(*day_bounds(day), kinds=("summary",))
+            except Exception as exc:  # the day still shows without them
+                log.warning("could not read the summaries of %s: %s", day, exc)
+                summaries = []
+            return (group_by_hour(moments, summaries), group_episodes(moments),
+                    day_summary(summaries))
 
         self._tasks.run(self, read, partial(self._day_read, token, day, reset),
                         partial(self._day_failed, token, day))
 
     def _day_read(self, token: int, day: str, reset: bool,
-                  read: tuple[list[_Lane], list[Episode]]) -> None:
+                  read: tuple[list[_Lane], list[Episode], str]) -> None:
         if token != self._load_token:
             return  # a newer load is on its way
-        lanes, episodes = read
+        lanes, episodes, self._summary = read
         self._loading = False
         self._loading_timer.stop()
         if reset or day != self.model.day:
@@ -699,10 +744,14 @@ class TimelineWindow(QWidget):
         title = _long_date(self._day, year=True)
         lanes = self.model.lanes() if self.model.day == self._day else []
         hour = self._zoom_hour
-        if hour is not None:
+        summary = self._summary
+        if hour is not None:  # the hour's summary: its row is not shown while zoomed in
             title += f" · {hour:02d}:00–{(hour + 1) % 24:02d}:00"
             lanes = [lane for lane in lanes if lane.hour == hour]
+            summary = summary_line(lanes[0].summary) if lanes else ""
         self.day_title.setText(title)
+        self.day_summary.setText(f"Summary: {summary}" if summary else "")
+        self.day_summary.setVisible(bool(summary))
         n = sum(len(lane.moments) for lane in lanes)
         seen = sum(lane.n_clips for lane in lanes)
         self.day_counts.setText(
@@ -846,6 +895,9 @@ class TimelineWindow(QWidget):
         m = self.moment_view.moment
         if m is None:
             return
+        if m.kind == "summary":  # no picture: a frame near a whole day would mislead
+            self.moment_view.set_image(None, missing=True)
+            return
         key = ThumbnailLoader.key(m.id, PANEL_IMAGE)
         locate: Callable[[], Path | None] = partial(self.service.thumbnail_path, m)
         pixmap = self.loader.get(key, locate, PANEL_IMAGE, self.devicePixelRatioF())
@@ -911,6 +963,62 @@ class TimelineWindow(QWidget):
                                                   str(Path.home()))
         if folder:
             self.export_moment(folder)
+
+    def export_day(self, folder: str | Path, *, force: bool = False) -> bool:
+        """Export the day shown into `folder` as a day book (app/memory/export.py) on the store
+        thread. `exported([markdown, json])` or `exportFailed(message)` follows; an export of
+        the day already there is replaced only after `confirm`. False when no day is shown."""
+        day = self._day
+        if not day:
+            return False
+        service, out = self.service, Path(folder)
+        self._day_note("Exporting the day\u2026")
+
+        def work() -> ExportResult:
+            t0_s, t1_s = day_bounds(day)
+            return export_range(service.store, service.key_frames, t0_s, t1_s, out, day,
+                                force=force)
+
+        self._tasks.run(self, work, self._day_exported,
+                        partial(self._day_export_failed, day, out))
+        return True
+
+    def _day_note(self, text: str) -> None:
+        self.day_message.setText(text)
+        self.day_message.setVisible(bool(text))
+
+    def _day_exported(self, result: ExportResult) -> None:
+        n = result.moments
+        what = f"{n} moment{'s' if n != 1 else ''}" if n else "nothing remembered"
+        self._day_note(f"Exported {what} to {result.markdown} (and {result.json.name}"
+                       f"{', keyframes/' if result.key_frames else ''})")
+        self.exported.emit([result.markdown, result.json])
+
+    def _day_export_failed(self, day: str, folder: Path, error: Exception) -> None:
+        if isinstance(error, ExportExistsError) and day == self._day and self.confirm_replace(
+                f"{folder} already holds an export of {_long_date(day, year=True)}.\n\n"
+                "Replace it?"):
+            self.export_day(folder, force=True)
+            return
+        message = ("Not exported: the folder already holds this day's export"
+                   if isinstance(error, ExportExistsError) else f"Could not export: {error}")
+        self._day_note(message)
+        self.exportFailed.emit(message)
+
+    def _export_day_clicked(self) -> None:
+        if not self._day:
+            return
+        folder = QFileDialog.getExistingDirectory(
+            self, f"Export {_long_date(self._day, year=True)} to a folder", str(Path.home()))
+        if folder:
+            self.export_day(folder)
+
+    def _ask_replace(self, question: str) -> bool:
+        answer = QMessageBox.question(
+            self, "Replace the export?", question,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
 
     def _ask_confirmation(self, question: str) -> bool:
         answer = QMessageBox.question(
@@ -988,10 +1096,16 @@ class TimelineWindow(QWidget):
         if c is None:
             return
         m = c.moment
+        day = local_day(m.t0_s)
+        if m.kind == "summary":  # not a row of the day: its text in the panel, beside its day
+            self._pending_open = None
+            self._show(m)
+            if day != self._day:
+                self.show_day(day)
+            return
         if self._pending_open == m.id:
             return  # already on its way (a click, then the activation of the same row)
         found = self.model.index_of(m.id)
-        day = local_day(m.t0_s)
         if found.isValid() and not self._busy() and day == self._day:
             if m.id != self._open_id:
                 self._select(found, announce=True)
@@ -1013,6 +1127,10 @@ class TimelineWindow(QWidget):
                 self._reload_timer.start()
         elif isinstance(event, MomentsDeleted):
             self._remove(event.ids)
+        elif (isinstance(event, MemoryIntegrated)
+              and self._day in {summary_day(i) for i in event.ids}
+              and not self._reload_timer.isActive()):
+            self._reload_timer.start()
 
     # --- Qt -------------------------------------------------------------------------------------
 

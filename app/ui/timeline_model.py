@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -58,6 +59,8 @@ SEARCH_DELAY_MS = 350  # typing pause before a search runs
 WHOLE_DAY = -1  # the zoom box's "hour" for the whole day
 EXPAND_ROWS_PER_STEP = 600  # moment rows laid out per event-loop turn when a day opens
 
+DAY_SUMMARY = "sum-day-"  # summary ids (app/memory/integrate.py)
+HOUR_SUMMARY = "sum-hour-"
 ENGLISH = QLocale(QLocale.Language.English, QLocale.Country.UnitedKingdom)
 
 
@@ -100,9 +103,36 @@ def describe(m: Moment) -> str:
 
 
 def moment_t0_from_id(moment_id: str) -> float | None:
-    """Utterance and clip ids carry their start: `utt-<t0 ms>`, `clip-<t0 ms>`."""
-    _, _, digits = moment_id.rpartition("-")
-    return int(digits) / 1000 if digits.isdigit() else None
+    """Utterance and clip ids carry their start: `utt-<t0 ms>`, `clip-<t0 ms>` (a summary's id,
+    `sum-day-2026-11-24`, carries no such number: None)."""
+    kind, _, digits = moment_id.rpartition("-")
+    return int(digits) / 1000 if kind in ("utt", "clip") and digits.isdigit() else None
+
+
+def summary_day(summary_id: str) -> str | None:
+    """The local day a summary id names: `sum-day-YYYY-MM-DD`, `sum-hour-YYYY-MM-DDTHH`."""
+    for prefix in (DAY_SUMMARY, HOUR_SUMMARY):
+        if summary_id.startswith(prefix):
+            return summary_id[len(prefix):len(prefix) + 10]
+    return None
+
+
+_HOUR_SPAN = re.compile(r"^\d\d:\d\d\s*[–-]\s*\d\d:\d\d:\s*")
+
+
+def summary_line(text: str) -> str:
+    """An hour summary without its leading `09:00–10:00: ` (the hour row says the hour)."""
+    return _HOUR_SPAN.sub("", " ".join(text.split()))
+
+
+_LONG_DATE = re.compile(r"^[A-Z][a-z]+day \d{1,2} [A-Z][a-z]+ \d{4},\s*")
+
+
+def day_summary(summaries: Iterable[Moment]) -> str:
+    """The text of the day summary among `summaries` ("" if there is none), without the date it
+    starts with (the timeline's title says it)."""
+    text = next((s.text for s in summaries if s.id.startswith(DAY_SUMMARY)), "")
+    return _LONG_DATE.sub("", " ".join(text.split()))
 
 
 def moment_json(m: Moment, key_frame: str | None = None) -> dict[str, Any]:
@@ -136,6 +166,7 @@ class _Lane:
     ticks: list[tuple[float, bool]] = field(default_factory=list)  # (fraction of hour, is clip)
     n_clips: int = 0
     bands: list[tuple[float, float]] = field(default_factory=list)  # episodes, fractions of hour
+    summary: str = ""  # the hour's summary (long-term memory), "" until one is written
 
     def __post_init__(self) -> None:
         self.refresh()
@@ -153,12 +184,16 @@ class _Lane:
         return len(self.moments) - self.n_clips
 
 
-def group_by_hour(moments: Iterable[Moment]) -> list[_Lane]:
-    """Moments → hour lanes in order (runs off the GUI thread for big days)."""
+def group_by_hour(moments: Iterable[Moment], summaries: Iterable[Moment] = ()) -> list[_Lane]:
+    """Moments → hour lanes in order, each with its hour's summary if there is one (runs off
+    the GUI thread for big days). Summaries never become moment rows."""
     by_hour: dict[int, list[Moment]] = {}
     for m in sorted(moments, key=_order):
-        by_hour.setdefault(local_dt(m.t0_s).hour, []).append(m)
-    return [_Lane(h, ms) for h, ms in sorted(by_hour.items())]
+        if m.kind != "summary":
+            by_hour.setdefault(local_dt(m.t0_s).hour, []).append(m)
+    texts = {local_dt(s.t0_s).hour: s.text for s in summaries
+             if s.kind == "summary" and s.id.startswith(HOUR_SUMMARY)}
+    return [_Lane(h, ms, summary=texts.get(h, "")) for h, ms in sorted(by_hour.items())]
 
 
 _HOUR_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
@@ -235,8 +270,9 @@ class DayModel(QAbstractItemModel):
             if role == LaneRole:
                 return lane
             if role == Qt.ItemDataRole.ToolTipRole:
+                about = f"\n{lane.summary}" if lane.summary else ""
                 return (f"{lane.hour:02d}:00–{(lane.hour + 1) % 24:02d}:00: {lane.n_clips} seen, "
-                        f"{lane.n_utterances} heard. Double-click to zoom in.")
+                        f"{lane.n_utterances} heard. Double-click to zoom in.{about}")
             return None
         m = self.moment(index)
         if m is None:
@@ -345,6 +381,7 @@ class DayModel(QAbstractItemModel):
         for hour, new in sorted(wanted.items()):
             row = bisect.bisect_left([lane.hour for lane in self._lanes], hour)
             if row < len(self._lanes) and self._lanes[row].hour == hour:
+                self._lanes[row].summary = new.summary  # _merge_lane repaints the hour row
                 self._merge_lane(row, new.moments)
             else:
                 self.beginInsertRows(QModelIndex(), row, row)
@@ -470,8 +507,8 @@ class HitModel(QAbstractListModel):
     def thumbnail(self, index: Index) -> QPixmap | None:
         c = self.citation(index)
         thumb = c.thumbnail if c is not None else None
-        if c is None or thumb is None:
-            return None
+        if c is None or thumb is None or c.moment.kind == "summary":
+            return None  # a summary has no picture (a frame near a whole day would mislead)
         key = ThumbnailLoader.key(c.moment.id, HIT_THUMB)
         return self.loader.get(key, lambda: thumb, HIT_THUMB, self.dpr)
 

@@ -47,6 +47,7 @@ from app.ui.timeline_model import (
     _short_date,
     _span,
     describe,
+    summary_line,
 )
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,21 @@ def _fit(size: QSize, box: QRect) -> QRect:
     scaled = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
     return QRect(box.x() + (box.width() - scaled.width()) // 2,
                  box.y() + (box.height() - scaled.height()) // 2, scaled.width(), scaled.height())
+
+
+def _paint_note(painter: QPainter, box: QRect, color: QColor) -> None:
+    """A page with lines: a summary (drawn, like the bubble)."""
+    h = min(box.height(), 30)
+    w = round(h * 0.8)
+    page = QRectF(box.center().x() - w / 2, box.center().y() - h / 2, w, h)
+    fill = QColor(color)
+    fill.setAlphaF(0.12)
+    painter.setPen(QPen(color, 1.2))
+    painter.setBrush(fill)
+    painter.drawRoundedRect(page, 2, 2)
+    for i in range(1, 4):
+        y = page.top() + page.height() * i / 4.5 + 2
+        painter.drawLine(QPointF(page.left() + w * 0.2, y), QPointF(page.right() - w * 0.2, y))
 
 
 def _paint_bubble(painter: QPainter, box: QRect, color: QColor) -> None:
@@ -132,10 +148,14 @@ class LaneDelegate(QStyledItemDelegate):
 
     def _paint_hour(self, painter: QPainter, opt: QStyleOptionViewItem, lane: _Lane,
                     selected: bool) -> None:
-        rect: QRect = opt.rect.adjusted(4, 0, -10, 0)
+        full: QRect = opt.rect.adjusted(4, 0, -10, 0)
         palette: QPalette = opt.palette
         text_color = palette.color(QPalette.ColorRole.HighlightedText if selected
                                    else QPalette.ColorRole.Text)
+        about = summary_line(lane.summary)
+        # With a summary: the hour and its counts on the first line, the summary below.
+        rect = QRect(full.left(), full.top() + 2, full.width(), min(full.height() // 2, 24) - 2) \
+            if about else full
         bold = QFont(opt.font)
         bold.setBold(True)
         bold.setPointSizeF(bold.pointSizeF() * 1.1)
@@ -145,11 +165,16 @@ class LaneDelegate(QStyledItemDelegate):
         fm = painter.fontMetrics()
         painter.drawText(rect, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, label)
         x = rect.left() + fm.horizontalAdvance("00:00") + 14
+        text_left = x
 
         painter.setFont(opt.font)
         fm = painter.fontMetrics()
-        strip_w = max(120, min(360, rect.width() // 2))
-        strip = QRect(rect.right() - strip_w, rect.center().y() - 7, strip_w, 14)
+        strip_w = max(120, min(360, full.width() // 2))
+        strip = QRect(full.right() - strip_w, rect.center().y() - 7, strip_w, 14)
+        if about:  # below the strip, the row's whole width
+            self._paint_summary(painter, opt, about, QRect(
+                text_left, rect.bottom() + 1, full.right() - text_left,
+                full.bottom() - rect.bottom() - 3), selected)
         counts = [(f"{len(lane.moments)} moments", None),
                   (f"{lane.n_clips} seen", CLIP_COLOR), (f"{lane.n_utterances} heard", SPEECH_COLOR)]
         for i, (text, dot) in enumerate(counts):
@@ -194,6 +219,27 @@ class LaneDelegate(QStyledItemDelegate):
                 if is_clip == clip_pass:
                     tx = strip.left() + 1 + round(frac * (strip.width() - 2))
                     painter.drawLine(tx, strip.top() + 2, tx, strip.bottom() - 2)
+
+    @staticmethod
+    def _paint_summary(painter: QPainter, opt: QStyleOptionViewItem, text: str, box: QRect,
+                       selected: bool) -> None:
+        """The hour's summary: as many whole lines as fit, the last one elided."""
+        if box.width() < 40 or box.height() <= 0:
+            return
+        italic = QFont(opt.font)
+        italic.setItalic(True)
+        painter.setFont(italic)
+        fm = painter.fontMetrics()
+        lines = max(1, box.height() // fm.lineSpacing())
+        painter.setPen(_secondary(opt.palette, selected))
+        if lines == 1:
+            painter.drawText(box, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             fm.elidedText(text, Qt.TextElideMode.ElideRight, box.width()))
+        else:
+            box = QRect(box.left(), box.top(), box.width(), lines * fm.lineSpacing())
+            elided = fm.elidedText(text, Qt.TextElideMode.ElideRight, box.width() * lines)
+            painter.drawText(box, Qt.TextFlag.TextWordWrap | Qt.AlignmentFlag.AlignTop, elided)
+        painter.setFont(opt.font)
 
     def _paint_moment(self, painter: QPainter, opt: QStyleOptionViewItem, index: Index,
                       m: Moment, selected: bool) -> None:
@@ -286,6 +332,8 @@ class HitDelegate(QStyledItemDelegate):
                 painter.setPen(Qt.PenStyle.NoPen)
                 painter.setBrush(QColor(128, 128, 128, 50))
                 painter.drawRoundedRect(box, 3, 3)
+            elif m.kind == "summary":
+                _paint_note(painter, box, _secondary(opt.palette, False))
             else:
                 _paint_bubble(painter, QRect(box.center().x() - 20, box.center().y() - 13, 40, 26),
                               SPEECH_COLOR)
@@ -297,7 +345,7 @@ class HitDelegate(QStyledItemDelegate):
             top = rect.top() + (rect.height() - 2 * line - 2) // 2
             painter.setFont(opt.font)
             painter.setPen(_secondary(palette, selected))
-            kind = "seen" if m.kind == "clip" else "heard"
+            kind = {"clip": "seen", "summary": "summary"}.get(m.kind, "heard")
             painter.drawText(QRect(left, top, width, line), Qt.AlignmentFlag.AlignLeft,
                              fm.elidedText(f"{_short_date(m.t0_s)} · {_hms(m.t0_s)} · {kind}",
                                            Qt.TextElideMode.ElideRight, width))
