@@ -244,12 +244,12 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def _retrieval(s: Session) -> Any:
     from app.memory.embed_lexical import LexicalEmbedder
-    from app.pipeline.factory import make_embedder, make_key_frames
+    from app.pipeline.factory import make_embedder, make_key_frames, model_manager
     from app.reasoning.retrieve import Retriever
 
     return Retriever(
         s.store(),
-        make_embedder(s.cfg),
+        make_embedder(s.cfg, model_manager(s.cfg, s.paths)),
         make_key_frames(s.cfg, s.paths.key_frames),
         s.cfg.reasoning,
         wake_name=s.cfg.assistant.wake_name,

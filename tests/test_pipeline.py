@@ -170,11 +170,11 @@ def test_failed_store_writes_are_retried_not_lost(tmp_path: Path) -> None:
     class FullDisk(InMemoryStore):
         fails = 2
 
-        def add(self, items):
+        def add(self, items, embedder):
             if self.fails:
                 self.fails -= 1
                 raise OSError(28, "No space left on device")
-            super().add(items)
+            super().add(items, embedder)
 
     store = FullDisk()
     cfg = Config().replace(memory={"flush_interval_s": 0.05})
@@ -194,7 +194,7 @@ def test_the_journal_keeps_what_the_store_refused_until_the_next_start(tmp_path:
     from app.core.paths import DataPaths
 
     class Down(InMemoryStore):
-        def add(self, items):
+        def add(self, items, embedder):
             raise OSError(28, "No space left on device")
 
     data = DataPaths(tmp_path / "data").ensure()
@@ -308,10 +308,10 @@ def test_deleting_a_range_forgets_what_is_kept_but_not_stored(tmp_path: Path) ->
     class Down(InMemoryStore):
         up = False
 
-        def add(self, items):
+        def add(self, items, embedder):
             if not self.up:
                 raise OSError(28, "No space left on device")
-            super().add(items)
+            super().add(items, embedder)
 
     class Broken(ScriptedTranscriber):
         def transcribe(self, pcm, rate):

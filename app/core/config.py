@@ -69,6 +69,24 @@ class VideoConfig:
     jpeg_quality: int = _opt(75, lo=10, hi=100)
 
 
+def _server_url_problem(url: str) -> str | None:
+    """Why `url` is not a server address, http(s)://host[:port]; None when it is (or empty)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number < 65536)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.path not in ("", "/") or parts.query or parts.fragment
+            or parts.netloc.endswith(":")):
+        return f"{url!r} is not a server address (want http://host:port or https://host:port)"
+    return None
+
+
 @dataclass(frozen=True)
 class MemoryConfig:
     embedder: str = _opt("auto", choices=("auto", "minilm", "lexical"),
@@ -78,12 +96,18 @@ class MemoryConfig:
     flush_interval_s: float = _opt(1.0, lo=0.01, hi=600.0)
     store_timeout_s: float = _opt(30.0, lo=1.0, hi=3600.0,
                                   doc="a store that does not answer this long is restarted")
+    summaries: bool = _opt(True, doc="write a summary of every finished hour and day")
+    chroma_url: str = field(default="", metadata={
+        "check": _server_url_problem,
+        "doc": "a Chroma server (http://host:port); empty for the embedded database in the "
+               "data dir"})
 
 
 @dataclass(frozen=True)
 class ReasoningConfig:
     top_k: int = _opt(5, lo=1, hi=100)
-    min_similarity: float = _opt(0.12, lo=0.0, hi=1.0)
+    min_similarity: float = _opt(0.0, lo=0.0, hi=1.0,
+                                 doc="drop vector matches below this; 0: the embedder's own")
 
 
 @dataclass(frozen=True)
@@ -157,6 +181,9 @@ def _check_value(where: str, f: dataclasses.Field[Any], value: Any) -> Any:
         raise ConfigError(f"{where}: {value!r} is out of range ({lo} to {hi})")
     if choices and value not in choices:
         raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+    problem = meta["check"](value) if meta.get("check") else None
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
     return value
 
 

@@ -223,9 +223,11 @@ class ChromaMemoryStore:
         if not dim:
             return None
         idx = TimeIndex(self._index_folder(embedder), dim)
-        if idx.stale or len(idx) != self.side.vec_count(embedder):
-            why = idx.stale or f"{len(idx)} rows, the store has {self.side.vec_count(embedder)}"
-            log.warning("memory: rebuilding the time index of %s (%s)", embedder, why)
+        count = self.side.vec_count(embedder)
+        if idx.stale or len(idx) != count:
+            if count:
+                why = idx.stale or f"{len(idx)} rows, the store has {count}"
+                log.warning("memory: rebuilding the time index of %s (%s)", embedder, why)
             idx.rebuild(self._vectors_from_chroma(embedder), stamp=embedder)
         self._index[embedder] = idx
         return idx

@@ -18,6 +18,17 @@ class InMemoryStore:
         self.vectors: dict[str, dict[str, np.ndarray]] = {}  # embedder → id → vector
         self.clip_vectors: dict[str, np.ndarray] = {}
 
+    @property
+    def items(self) -> dict[str, tuple[Moment, np.ndarray]]:
+        """Every stored moment with its vector, in time order (for tests to look at)."""
+        out = {}
+        for m in self.side.between(None, None, ("utterance", "clip", "summary")):
+            vector = self.clip_vectors.get(m.id)
+            if vector is None:
+                vector = next((v[m.id] for v in self.vectors.values() if m.id in v), None)
+            out[m.id] = (m, vector if vector is not None else np.zeros(0, np.float32))
+        return out
+
     def _want(self, embedder: str) -> None:
         active, building = self.side.get_state("active"), self.side.get_state("building")
         if active == embedder:

@@ -23,7 +23,8 @@ EMBEDDED = {
 # tokenizer.bin) for app/perception/asr_moonshine.py.
 RUNNABLE = {("asr", "whisper-ggml"): ("pywhispercpp", "whisper"),
             ("asr", "moonshine-ort"): ("onnxruntime", None),
-            ("vad", "onnx"): ("onnxruntime", None)}
+            ("vad", "onnx"): ("onnxruntime", None),
+            ("embedding", "onnx"): ("onnxruntime", None)}
 
 
 @dataclass(frozen=True)

@@ -178,8 +178,14 @@ def make_store(paths: DataPaths, cfg: Config | None = None,
     `on_event` receives the store process's EngineFailed/EngineRecovered."""
     from app.memory.store_process import ProcessMemoryStore
 
-    timeout_s = (cfg or Config()).memory.store_timeout_s
-    return ProcessMemoryStore(paths.chroma, timeout_s=timeout_s, on_event=on_event, wait=wait)
+    memory = (cfg or Config()).memory
+    return ProcessMemoryStore(paths.chroma, url=memory.chroma_url, index_dir=index_dir(paths),
+                              timeout_s=memory.store_timeout_s, on_event=on_event, wait=wait)
+
+
+def index_dir(paths: DataPaths) -> Path:
+    """The store's side file and time indexes (beside Chroma; local even with a server)."""
+    return paths.memory / "index"
 
 
 def journal_path(paths: DataPaths) -> Path:

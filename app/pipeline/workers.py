@@ -400,6 +400,10 @@ class MemoryWorker(Worker):
 
     # What the front ends read (counts for the summary, the banner).
     @property
+    def store(self) -> MemoryStore:
+        return self.writer.store
+
+    @property
     def stored(self) -> dict[str, int]:
         return self.writer.stored
 

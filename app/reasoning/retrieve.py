@@ -6,7 +6,8 @@ partial set too), and BM25 keyword matching from the store's full-text index. A 
 its embedder's `min_similarity` is dropped unless the words match too. Time words restrict both
 searches to their range ("this morning", "at 3 pm"), and within a range the moments nearest its
 middle get a small boost; "the last time I …" puts the most recent of the relevant matches
-first. A question that is only a time ("what happened this morning?") lists that range's
+first; a range where nothing matches falls back to all of memory (the time words may be the
+topic: "what happens on Thursday?"). A question that is only a time ("what happened this morning?") lists that range's
 moments, clips included. Equal scores are ordered newer first, then by id: ranking is
 deterministic.
 """
@@ -77,6 +78,21 @@ class Retriever:
         content = content_of(question)
         if not match_query(content):
             return self._in_scope(scope, now), scope
+        scored = self._ranked(content, content, scope)
+        if not scored and scope is not None:
+            # Nothing in the range: the time words may be what was talked about ("what
+            # happens on Thursday?"), not when. Search all of memory, time words included.
+            scope = None
+            scored = self._ranked(content, question, None)
+        if scored and wants_latest(question):
+            best = scored[0][0]
+            scored = sorted((s for s in scored if s[0] >= LATEST_KEEP * best),
+                            key=lambda s: (-s[1].t0_s, s[1].id))
+        return [self._cite(m, score) for score, m in scored[: self.cfg.top_k]], scope
+
+    def _ranked(self, content: str, words: str, scope: TimeScope | None
+                ) -> list[tuple[float, Moment]]:
+        """Vector rankings of `content` and the keyword ranking of `words`, fused."""
         t0_s, t1_s = (scope.t0_s, scope.t1_s) if scope else (None, None)
         k = self.cfg.top_k * 4
         rankings: list[list[Hit]] = []
@@ -89,14 +105,9 @@ class Retriever:
             floor = self._min_similarity(embedder)
             rankings.append([h for h in self.store.search(vector, k, t0_s, t1_s, embedder=name)
                              if h.similarity >= floor and not self._asked(h.moment)])
-        rankings.append([h for h in self.store.keyword_search(content, k, t0_s, t1_s)
+        rankings.append([h for h in self.store.keyword_search(words, k, t0_s, t1_s)
                          if not self._asked(h.moment)])
-        scored = fuse(rankings, scope)
-        if scored and wants_latest(question):
-            best = scored[0][0]
-            scored = sorted((s for s in scored if s[0] >= LATEST_KEEP * best),
-                            key=lambda s: (-s[1].t0_s, s[1].id))
-        return [self._cite(m, score) for score, m in scored[: self.cfg.top_k]], scope
+        return fuse(rankings, scope)
 
     def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None) -> list[Citation]:
         if scope is None:  # nothing to go on: the latest moments of today

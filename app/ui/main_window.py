@@ -42,6 +42,7 @@ from app.core.events import (
     EngineFailed,
     EngineRecovered,
     FramePreviewed,
+    MemoryReembedding,
     MomentsKept,
     RecordingPaused,
     RecordingResumed,
@@ -241,6 +242,8 @@ class MainWindow(QMainWindow):
         elif isinstance(event, SourceFailed | SourceLost | SourceRecovered | EngineFailed
                         | EngineRecovered | MomentsKept):
             self._on_failure(event)
+        elif isinstance(event, MemoryReembedding):
+            self._on_reembedding(event)
         elif isinstance(event, WorkerFailed):
             self.statusBar().showMessage(f"{event.worker}: {event.message}", 8000)
         elif isinstance(event, SourceEnded):
@@ -255,6 +258,18 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("All kept moments are stored.", 8000)
         elif isinstance(event, EngineFailed):
             self.statusBar().showMessage(f"The {event.engine} failed: {event.message}", 8000)
+
+    def _on_reembedding(self, event: MemoryReembedding) -> None:
+        """The memory is given vectors from a new embedder: progress in the status bar (search
+        works meanwhile, with the old vectors)."""
+        if event.finished:
+            self.statusBar().showMessage(
+                f"Memory: every moment is now searched by meaning ({event.embedder}).", 10_000)
+        else:
+            percent = 100 * event.done // max(1, event.total)
+            self.statusBar().showMessage(
+                f"Memory: re-indexing {event.done} of {event.total} moments by meaning "
+                f"({percent} %); search works meanwhile.", 5_000)
 
     def _show_frame(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
