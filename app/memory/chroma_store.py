@@ -241,7 +241,10 @@ class ChromaMemoryStore:
             res: Any = col.get(limit=PAGE, offset=offset, include=["metadatas", "embeddings"])
             if not res["ids"]:
                 return
-            yield [(i, float(m["t0"]), np.asarray(v, np.float32))
+            # t0 as the side file has it: Chroma may give a float back one step off, and the
+            # index knows a row by its exact (id, t0).
+            t0s = {m.id: m.t0_s for m in self.side.get(res["ids"])}
+            yield [(i, t0s.get(i, float(m["t0"])), np.asarray(v, np.float32))
                    for i, m, v in zip(res["ids"], res["metadatas"], res["embeddings"],
                                       strict=True)]
             offset += len(res["ids"])
@@ -434,6 +437,8 @@ class ChromaMemoryStore:
         if not begun:
             self._begin(ids)
         vectors = np.stack([v for _, v in items]).astype(np.float32)
+        # The index first: a new one is built from Chroma, which must not hold this batch yet.
+        idx = self._open_index(embedder, dim=int(vectors.shape[1]))
         col = self._col(embedder, create=True)
         col.upsert(ids=ids, embeddings=vectors, metadatas=[_meta(m, embedder) for m, _ in items],
                    documents=[m.text for m, _ in items])
@@ -447,7 +452,6 @@ class ChromaMemoryStore:
                 other_col.delete(ids=ids)
             if other in self._index:
                 self._index[other].delete([(m.id, m.t0_s) for m in old.values()])
-        idx = self._open_index(embedder, dim=int(vectors.shape[1]))
         if idx is not None:
             idx.delete([(m.id, m.t0_s) for m in old.values()])
             idx.add([(m.id, m.t0_s, v) for (m, _), v in zip(items, vectors, strict=True)],
@@ -499,12 +503,12 @@ class ChromaMemoryStore:
     def search(self, vector: np.ndarray, k: int, t0_s: float | None = None,
                t1_s: float | None = None, embedder: str = "") -> list[Hit]:
         with self._lock:
-            n = self.side.vec_count(embedder)
             col = self._col(embedder)
+            idx = self._index.get(embedder)
+            n = len(idx) if idx is not None else self.side.vec_count(embedder)
             if n == 0 or col is None or k <= 0:
                 return []
             vector = np.asarray(vector, np.float32)
-            idx = self._index.get(embedder)
             scoped = t0_s is not None or t1_s is not None
             pairs: list[tuple[str, float]] | None = None
             if idx is not None and idx.rows_between(t0_s, t1_s) <= EXACT_ROWS:

@@ -6,6 +6,9 @@ rebuilt from it when missing or after a write was interrupted (`dirty`). It answ
 metadata filters answer slowly at scale (shared/notes/MEMORY_SCALE.md): a day's moments by the
 `t0` index, keyword search by FTS5's BM25, which moments still need vectors from a new embedder.
 
+Counts (per kind, per embedder) are kept by triggers in `tally`: a question asks for them, and
+counting a million rows each time would cost more than the search.
+
 `secure_delete` is on and the full-text index is optimised after deletions, so a deleted moment's
 text does not linger in free pages or old index segments.
 """
@@ -32,6 +35,22 @@ CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(text, tokenize='porter unicode
 CREATE TABLE IF NOT EXISTS vec(embedder TEXT NOT NULL, id TEXT NOT NULL,
     PRIMARY KEY(embedder, id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS state(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tally(name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS moment_added AFTER INSERT ON moment BEGIN
+    INSERT INTO tally(name, n) VALUES ('kind:' || new.kind, 1)
+        ON CONFLICT(name) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS moment_removed AFTER DELETE ON moment BEGIN
+    UPDATE tally SET n = n - 1 WHERE name = 'kind:' || old.kind; END;
+CREATE TRIGGER IF NOT EXISTS moment_rekinded AFTER UPDATE OF kind ON moment
+    WHEN old.kind != new.kind BEGIN
+    UPDATE tally SET n = n - 1 WHERE name = 'kind:' || old.kind;
+    INSERT INTO tally(name, n) VALUES ('kind:' || new.kind, 1)
+        ON CONFLICT(name) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS vec_added AFTER INSERT ON vec BEGIN
+    INSERT INTO tally(name, n) VALUES ('vec:' || new.embedder, 1)
+        ON CONFLICT(name) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS vec_removed AFTER DELETE ON vec BEGIN
+    UPDATE tally SET n = n - 1 WHERE name = 'vec:' || old.embedder; END;
 """
 _COLUMNS = "id, kind, t0, t1, text, sound, key_frame, n_frames, question"
 _TERM = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
@@ -194,19 +213,18 @@ class Sidecar:
             (expr, -1e300 if t0_s is None else t0_s, 1e300 if t1_s is None else t1_s, k))
         return [(_moment(r[:-1]), -float(r[-1])) for r in rows]
 
+    def _tally(self, name: str) -> int:
+        row = self.db.execute("SELECT n FROM tally WHERE name = ?", (name,)).fetchone()
+        return int(row[0]) if row else 0
+
     def counts(self) -> dict[str, int]:
-        out = {"utterance": 0, "clip": 0, "summary": 0}
-        out.update(dict(self.db.execute("SELECT kind, count(*) FROM moment GROUP BY kind")))
-        return out
+        return {kind: self._tally(f"kind:{kind}") for kind in ("utterance", "clip", "summary")}
 
     def text_count(self) -> int:
-        marks = ",".join("?" * len(TEXT_KINDS))
-        return int(self.db.execute(f"SELECT count(*) FROM moment WHERE kind IN ({marks})",
-                                   TEXT_KINDS).fetchone()[0])
+        return sum(self._tally(f"kind:{kind}") for kind in TEXT_KINDS)
 
     def vec_count(self, embedder: str) -> int:
-        return int(self.db.execute("SELECT count(*) FROM vec WHERE embedder = ?",
-                                   (embedder,)).fetchone()[0])
+        return self._tally(f"vec:{embedder}")
 
     def vec_ids(self, embedder: str) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM vec WHERE embedder = ?",
