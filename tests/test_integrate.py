@@ -175,3 +175,48 @@ def test_a_kill_during_integration_leaves_nothing_half_written(tmp_path: Path) -
     assert ({(m.id, m.text) for m in summaries}
             == {(m.id, m.text) for m in reference.moments_between(0, now, kinds=("summary",))})
     assert store.side.get_state("pending") is None
+
+
+def test_deleting_through_the_service_removes_every_trace(tmp_path: Path) -> None:
+    """A moment and a range deleted in the app: gone from search (by meaning and by words), the
+    time index and the side file on disk, the key-frame folder and the summaries."""
+    from app.core.config import Config
+    from app.core.paths import DataPaths
+    from app.pipeline.service import DaybookService
+
+    cfg = Config().replace(memory={"summaries": False})
+    paths = DataPaths(tmp_path / "d").ensure()
+    service = DaybookService(cfg, paths)
+    try:
+        e = service.embedder
+        frame = service.key_frames.write(np.full((48, 64, 3), 200, np.uint8), at(10, 30),
+                                         at(10, 31))
+        secret = "the spare key is taped under the blue flowerpot"
+        items = [(Moment("utt-secret", "utterance", at(10, 30), at(10, 31), secret),
+                  e.embed([secret])[0]),
+                 (Moment("clip-secret", "clip", at(10, 30), at(10, 31), key_frame=frame,
+                         n_frames=4), np.ones(256, np.float32) / 16)]
+        items += [(Moment(f"utt-{i}", "utterance", t, t + 3, text), e.embed([text])[0])
+                  for i, (t, text) in enumerate(SAID)]
+        service.store.add(items, e.name)
+        Integrator(service.store, e, tmp_path / "i.json", lambda ev: None,
+                   now=lambda: at(12, 30)).integrate_once()
+        assert "flowerpot" in service.store.get([hour_id(at(10))])[0].text
+        assert service.search("where is the extra key hidden?")[0].moment.id == "utt-secret"
+        service.delete(service.store.get(["utt-secret", "clip-secret"]))
+        assert not service.key_frames.absolute(frame).exists()
+        assert all(c.moment.id != "utt-secret"
+                   for c in service.search("where is the extra key hidden?"))
+        assert service.store.keyword_search("flowerpot", 10) == []  # summary included
+        assert service.delete_range(at(11), at(12)) == 2
+        assert service.store.keyword_search("Inception", 10) == []
+        assert service.store.count() == {"utterance": 3, "clip": 0, "summary": 1}
+        assert [m.id for m in service.store.moments_between(0, at(23), kinds=("summary",))] == [
+            hour_id(at(9))]  # the untouched hour keeps its summary
+    finally:
+        service.close()
+    for path in (paths.memory / "index").rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"flowerpot" not in data and b"Inception" not in data, path
+            assert b"utt-secret" not in data, path
