@@ -309,3 +309,16 @@ def test_the_installed_catalog_model_wins_over_the_wheel(
         assert make_embedder(Config(), manager).name == WHEEL_NAME
     assert "cannot use the installed all-minilm-l6-v2" in caplog.text
     assert "does not match the catalog's sha256" in caplog.text
+
+
+def test_loading_in_the_background(tmp_path: Path, minilm: MiniLMEmbedder) -> None:
+    """The app's window shows while the model loads; the first embed waits for it, and a model
+    that cannot load says so there (its file passed the hash check, so this is rare)."""
+    e = MiniLMEmbedder(embed_minilm.wheel_model(), "minilm-l6-int8", background=True)
+    assert e.name == "minilm-l6-int8" and e.dim == 384  # known before the model is loaded
+    assert np.array_equal(e.embed(["the red kettle"]), minilm.embed(["the red kettle"]))
+    junk = tmp_path / "model.onnx"
+    junk.write_bytes(b"not an onnx model" * 10)
+    broken = MiniLMEmbedder(junk, "minilm-l6-int8", background=True)
+    with pytest.raises(BackendUnavailableError, match="could not be loaded"):
+        broken.embed(["anything"])

@@ -131,11 +131,13 @@ def make_transcriber(cfg: Config, manager: ModelManager | None = None,
         return None
 
 
-def make_embedder(cfg: Config, manager: ModelManager | None = None) -> Embedder:
+def make_embedder(cfg: Config, manager: ModelManager | None = None, *,
+                  background: bool = False) -> Embedder:
     """The text embedder `[memory] embedder` asks for. "auto" and "minilm": all-MiniLM-L6-v2,
     the catalog's fp32 file when installed (in `manager`) and intact, else the int8 one from its
     wheel (no download); then "auto" falls back to the lexical embedder with a warning saying
-    why, "minilm" raises BackendUnavailableError with the reasons."""
+    why, "minilm" raises BackendUnavailableError with the reasons. `background`: the model's
+    files are checked here, the model loads in a thread (see MiniLMEmbedder)."""
     from app.memory.embed_lexical import LexicalEmbedder
 
     wanted = cfg.memory.embedder
@@ -149,7 +151,8 @@ def make_embedder(cfg: Config, manager: ModelManager | None = None) -> Embedder:
     try:
         installed = minilm.installed_model(manager)
         if installed is not None:
-            embedder: Embedder = minilm.MiniLMEmbedder(installed, minilm.CATALOG_NAME)
+            embedder: Embedder = minilm.MiniLMEmbedder(installed, minilm.CATALOG_NAME,
+                                                           background=background)
             log.info("embedder: %s (the installed %s, fp32)", embedder.name, minilm.CATALOG_MODEL)
             return embedder
     except BackendUnavailableError as exc:
@@ -157,7 +160,8 @@ def make_embedder(cfg: Config, manager: ModelManager | None = None) -> Embedder:
                     minilm.CATALOG_MODEL, exc)
         problems.append(str(exc))
     try:
-        embedder = minilm.MiniLMEmbedder(minilm.wheel_model(), minilm.WHEEL_NAME)
+        embedder = minilm.MiniLMEmbedder(minilm.wheel_model(), minilm.WHEEL_NAME,
+                                         background=background)
         log.info("embedder: %s (all-MiniLM-L6-v2 int8, built in)", embedder.name)
         return embedder
     except BackendUnavailableError as exc:
