@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -119,7 +120,8 @@ class Integrator(threading.Thread):
 
     def __init__(self, store: MemoryStore, embedder: Embedder, state_path: Path,
                  emit: Callable[[object], None], *, now: Callable[[], float] | None = None,
-                 poll_s: float = POLL_S, first_wait_s: float = 0.0) -> None:
+                 poll_s: float = POLL_S, first_wait_s: float = 0.0,
+                 duty: float = 1.0) -> None:
         super().__init__(name="integrate", daemon=True)
         self.store = store
         self.embedder = embedder
@@ -128,6 +130,7 @@ class Integrator(threading.Thread):
         self.now = now or (lambda: dt.datetime.now().timestamp())
         self.poll_s = poll_s
         self.first_wait_s = first_wait_s
+        self.duty = duty
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._redo: set[float] = set()  # hour starts to integrate again
@@ -215,9 +218,12 @@ class Integrator(threading.Thread):
             self._save()
         while self.cursor < limit and not self.stop_event.is_set():
             hour = self.cursor
+            started = time.monotonic()
             written += self._hour(hour)
             self.cursor = hour_start(hour + HOUR_S + 1)  # DST-safe: the next hour's start
             self._save()
+            if self.duty < 1.0:  # catching up on a long history: leave the CPU half free
+                self.stop_event.wait((time.monotonic() - started) * (1.0 / self.duty - 1.0))
         if written:
             log.info("integration: %d summaries written", len(written))
             self.emit(MemoryIntegrated(tuple(written)))

@@ -84,7 +84,8 @@ class DaybookService:
         self.reembedder.start()
         # Hour and day summaries (long-term memory), in the background.
         self.integrator = Integrator(self.store, self.embedder, paths.memory / "integrate.json",
-                                     self.bus.emit, first_wait_s=INTEGRATE_FIRST_WAIT_S)
+                                     self.bus.emit, first_wait_s=INTEGRATE_FIRST_WAIT_S,
+                                     duty=0.5)
         self.bus.subscribe(self.integrator.on_event)
         if cfg.memory.summaries:
             self.integrator.start()
