@@ -1,7 +1,8 @@
 """A lexical embedder that needs no model: hashed words, word pairs and character n-grams.
 
 It finds moments that share words (or word stems and spellings) with the question; it knows no
-synonyms. The all-MiniLM ONNX embedder from the model catalog replaces it when installed.
+synonyms. It is the last fallback (all-MiniLM-L6-v2 from its wheel is the default: see
+app/memory/embed_minilm.py), and it reads data dirs from before while they are re-embedded.
 """
 
 from __future__ import annotations
