@@ -253,3 +253,17 @@ def test_store_in_its_own_process(tmp_path: Path) -> None:
     assert store.engine.failures == 0  # a clean exit, not a kill
     reopened = ChromaMemoryStore(tmp_path / "c")  # the child closed the database cleanly
     assert reopened.count() == COUNTS
+
+
+def test_keyword_search_leaves_out_words_most_moments_have(monkeypatch) -> None:
+    """A word in more than COMMON_DOCS moments costs the most to rank and tells the least: it is
+    left out of the keyword search (the vector search still has it)."""
+    from app.memory import sidecar
+
+    store = InMemoryStore()
+    _fill(store)
+    monkeypatch.setattr(sidecar, "COMMON_DOCS", 1)
+    assert store.keyword_search("breakfast", 5) == []  # in two moments: left out
+    assert [h.moment.id for h in store.keyword_search("breakfast pancakes", 5)] == ["utt-3"]
+    monkeypatch.setattr(sidecar, "COMMON_DOCS", 2)
+    assert len(store.keyword_search("breakfast", 5)) == 2
