@@ -175,6 +175,25 @@ class ChromaMemoryStore:
             self._open_index(embedder)
         if self.side.get_state("pending"):
             self._repair()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Chroma loads a collection's HNSW index at its first query (≈9 s at a million
+        moments): do that now, in the background, where open questions will need it."""
+        active = self.side.get_state("active")
+        col = self._col(active) if active else None
+        idx = self._index.get(active or "")
+        if col is None or idx is None or len(idx) <= EXACT_ROWS:
+            return
+
+        def query() -> None:
+            try:
+                col.query(query_embeddings=[[1.0] + [0.0] * (idx.dim - 1)], n_results=1,
+                          include=[])
+            except Exception as exc:
+                log.debug("memory: warming up the HNSW index: %s", exc)
+
+        threading.Thread(target=query, name="hnsw-warm-up", daemon=True).start()
 
     # --- collections and indexes ----------------------------------------------------------------
 
