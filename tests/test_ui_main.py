@@ -152,6 +152,18 @@ def test_the_banner_says_when_hearing_is_down_to_the_rough_fallbacks(
     assert "No neural model for voice detection" in text, text
 
 
+def test_re_embedding_progress_shows_in_the_status_bar(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.core.events import MemoryReembedding
+
+    window.service.bus.emit(MemoryReembedding("minilm-l6-int8", 450, 1000))
+    qtbot.waitUntil(lambda: "re-indexing 450 of 1000" in window.statusBar().currentMessage(),
+                    timeout=5_000)
+    assert "(45 %); search works meanwhile" in window.statusBar().currentMessage()
+    window.service.bus.emit(MemoryReembedding("minilm-l6-int8", 1000, 1000, finished=True))
+    qtbot.waitUntil(lambda: "searched by meaning" in window.statusBar().currentMessage(),
+                    timeout=5_000)
+
+
 def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media, qtbot) -> None:  # type: ignore[no-untyped-def]
     window.start_recording("replay", lambda: replay_sources(str(media.video), str(media.wav)))
     qtbot.waitUntil(lambda: window.state_label.text() == "Recording", timeout=20_000)
@@ -164,6 +176,7 @@ def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media
     qtbot.waitUntil(lambda: window.exchanges[qid].done, timeout=10_000)
     assert "breakfast" in window.conversation.toPlainText()
     assert window.models_label.text().startswith("ASR: moonshine")
+    assert "memory: minilm-l6-int8" in window.models_label.text()  # recall by meaning, built in
 
 
 def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media: Media,

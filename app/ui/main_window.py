@@ -481,7 +481,8 @@ class MainWindow(QMainWindow):
         choices = self._choices
         asr = backends.get("asr") or choices["asr"].split("  (")[0]
         vad = backends.get("vad") or choices["vad"].split("  (")[0]
-        self.models_label.setText(f"ASR: {asr} · VAD: {vad} · answers: "
+        self.models_label.setText(f"ASR: {asr} · VAD: {vad} · memory: "
+                                  f"{self.service.embedder.name} · answers: "
                                   f"{choices['llm'].split('  (')[0]}")
         self.cpu_label.setText(f"CPU {self._process.cpu_percent(None):.0f}%")
         counters = status["counters"]
