@@ -224,6 +224,7 @@ def test_opening_where_nothing_listens_fails_at_once_naming_the_url(tmp_path: Pa
         ProcessMemoryStore(tmp_path / "unused", url=url, index_dir=tmp_path / "index",
                            start_timeout_s=30)
     assert f"the Chroma server at {url} cannot be reached" in str(caught.value)
+    assert str(caught.value).count(url) == 1, caught.value  # said once, by the server's error
     assert time.monotonic() - t < 30
 
 

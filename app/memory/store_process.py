@@ -48,8 +48,8 @@ class ProcessMemoryStore:
                 start_timeout_s=start_timeout_s, call_timeout_s=timeout_s, on_event=on_event,
                 wait=wait)
         except EngineError as exc:
-            where = url or path
-            raise DaybookError(f"cannot open the memory store at {where}: {exc}") from exc
+            where = "" if url else f" at {path}"  # a server's error names its address itself
+            raise DaybookError(f"cannot open the memory store{where}: {exc}") from exc
 
     def _call(self, method: str, *args: Any) -> Any:
         return self.engine.call(method, *args)
