@@ -220,3 +220,36 @@ def test_deleting_through_the_service_removes_every_trace(tmp_path: Path) -> Non
             data = path.read_bytes()
             assert b"flowerpot" not in data and b"Inception" not in data, path
             assert b"utt-secret" not in data, path
+
+
+def test_the_app_writes_summaries_in_the_background(tmp_path: Path, monkeypatch) -> None:
+    """The service runs the integrator: summaries of past hours appear on their own and the
+    event that reloads the timeline is emitted."""
+    import threading
+
+    from app.core.config import Config
+    from app.core.events import MemoryIntegrated
+    from app.core.paths import DataPaths
+    from app.pipeline import service as service_module
+    from app.pipeline.service import DaybookService
+
+    monkeypatch.setattr(service_module, "INTEGRATE_FIRST_WAIT_S", 0.0)
+    paths = DataPaths(tmp_path / "d").ensure()
+    first = DaybookService(Config().replace(memory={"summaries": False}), paths)
+    e = first.embedder
+    first.store.add([(Moment(f"utt-{i}", "utterance", t, t + 3, text), e.embed([text])[0])
+                     for i, (t, text) in enumerate(SAID)], e.name)
+    first.close()
+    from app.pipeline.runtime import EventBus
+
+    bus = EventBus()
+    done = threading.Event()
+    bus.subscribe(lambda ev: done.set() if isinstance(ev, MemoryIntegrated) else None)
+    service = DaybookService(Config(), paths, bus=bus)
+    try:
+        assert done.wait(30)
+        assert {hour_id(at(9)), hour_id(at(11)), day_id("2026-11-20")} <= {
+            m.id for m in service.store.moments_between(0, at(23) + 86_400,
+                                                        kinds=("summary",))}
+    finally:
+        service.close()
