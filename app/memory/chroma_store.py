@@ -441,17 +441,18 @@ class ChromaMemoryStore:
                     embeddings=np.stack([v for _, v in clips]).astype(np.float32),
                     metadatas=[_meta(m) for m, _ in clips],
                     documents=[m.text for m, _ in clips])
-            if texts:
-                self._add_text(texts, embedder, begun=True)
-            if clips:
+            if texts:  # the clips' records go in the same transaction that ends the write
+                self._add_text(texts, embedder, begun=True, also=[m for m, _ in clips])
+                self._maybe_activate(embedder)
+            else:
                 with self.side.transaction() as db:
                     self.side.upsert(db, [m for m, _ in clips])
                     self.side.set_state("pending", None, db)
-            if texts:
-                self._maybe_activate(embedder)
 
     def _add_text(self, items: list[tuple[Moment, np.ndarray]], embedder: str, *,
-                  begun: bool = False) -> None:
+                  begun: bool = False, also: list[Moment] | None = None) -> None:
+        """Text moments with `embedder` vectors; `also`: clips of the same write, already in
+        Chroma, whose records are committed with these."""
         ids = [m.id for m, _ in items]
         if not begun:
             self._begin(ids)
@@ -477,7 +478,7 @@ class ChromaMemoryStore:
                     stamp=embedder)
         with self.side.transaction() as db:
             self.side.drop_vectors(db, ids, except_embedder=embedder)
-            self.side.upsert(db, [m for m, _ in items])
+            self.side.upsert(db, [m for m, _ in items] + (also or []))
             self.side.set_vectors(db, embedder, ids)
             self.side.set_state(f"dim:{embedder}", str(vectors.shape[1]), db)
             self.side.set_state("pending", None, db)
