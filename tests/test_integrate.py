@@ -253,3 +253,20 @@ def test_the_app_writes_summaries_in_the_background(tmp_path: Path, monkeypatch)
                                                         kinds=("summary",))}
     finally:
         service.close()
+
+
+def test_a_summary_found_by_a_question_is_said_as_a_summary(tmp_path: Path) -> None:
+    from app.core.config import ReasoningConfig
+    from app.memory.keyframes import KeyFrameDir
+    from app.reasoning.extractive import ExtractiveReasoner
+    from app.reasoning.retrieve import Retriever
+
+    store = InMemoryStore()
+    _fill(store)
+    _integrator(store, tmp_path, at(12, 30)).integrate_once()
+    retriever = Retriever(store, LEX, KeyFrameDir(tmp_path / "k"), ReasoningConfig())
+    cites, _ = retriever.retrieve("plumber leak")
+    assert hour_id(at(9)) in [c.moment.id for c in cites]
+    text = ExtractiveReasoner().answer("plumber leak", cites, None)
+    assert "summary of the hour: 09:00–10:00: about coffee" in text
+    assert "saw a scene" not in text

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from app.core.timefmt import local_dt
+from app.memory.base import Moment
 from app.reasoning.base import Citation
 
 
 def _when(t0_s: float, t1_s: float) -> str:
     a, b = local_dt(t0_s), local_dt(t1_s)
     return f"{a:%a %d %b, %H:%M:%S}–{b:%H:%M:%S}"
+
+
+def summary_span(m: Moment) -> str:
+    """"hour" or "day": what a summary moment sums up."""
+    return "day" if m.id.startswith("sum-day-") else "hour"
 
 
 class ExtractiveReasoner:
@@ -23,6 +29,8 @@ class ExtractiveReasoner:
             m = c.moment
             if m.kind == "utterance":
                 what = f"heard: \u201c{m.text}\u201d" if m.text else f"{m.sound or 'sound'}"
+            elif m.kind == "summary":
+                what = f"summary of the {summary_span(m)}: {m.text}"
             else:
                 what = f"saw a scene ({m.n_frames} frames)" + (f": {m.text}" if m.text else "")
             lines.append(f"- {_when(m.t0_s, m.t1_s)} — {what}")

@@ -59,6 +59,7 @@ from app.core.timefmt import local_day, local_dt
 from app.models.selection import describe_choices
 from app.pipeline.service import DaybookService
 from app.reasoning.base import Answer
+from app.reasoning.extractive import summary_span
 from app.ui import pipeline_control as pc
 from app.ui.banner import ENGINE, SETUP, SOURCE, START, ProblemBanner
 from app.ui.bridge import EventBridge
@@ -321,7 +322,8 @@ class MainWindow(QMainWindow):
                     when = f"{local_dt(m.t0_s):%a %H:%M:%S}"
                     what = (f"heard \u201c{html.escape(m.text)}\u201d" if m.kind == "utterance"
                             and m.text else "saw a scene" if m.kind == "clip"
-                            else f"[{html.escape(m.sound)}]")
+                            else f"summary of the {summary_span(m)}: {html.escape(m.text)}"
+                            if m.kind == "summary" else f"[{html.escape(m.sound)}]")
                     lines.append(f'<li><a href="moment:{m.id}">{when}</a> — {what}</li>')
                 lines.append("</ul>")
             parts.append("".join(lines))
