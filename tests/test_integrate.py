@@ -270,3 +270,22 @@ def test_a_summary_found_by_a_question_is_said_as_a_summary(tmp_path: Path) -> N
     text = ExtractiveReasoner().answer("plumber leak", cites, None)
     assert "summary of the hour: 09:00–10:00: about coffee" in text
     assert "saw a scene" not in text
+
+
+def test_a_question_about_a_whole_day_is_told_by_its_summaries(tmp_path: Path) -> None:
+    from app.core.config import ReasoningConfig
+    from app.memory.keyframes import KeyFrameDir
+    from app.reasoning.retrieve import Retriever
+
+    store = InMemoryStore()
+    _fill(store)
+    _integrator(store, tmp_path, at(1) + 86_400).integrate_once()
+    retriever = Retriever(store, LEX, KeyFrameDir(tmp_path / "k"), ReasoningConfig())
+    cites, scope = retriever.retrieve("what did I do yesterday?", DAY + dt.timedelta(days=1,
+                                                                                   hours=10))
+    assert scope is not None and scope.label == "yesterday"
+    assert [c.moment.id for c in cites][:3] == [day_id("2026-11-20"), hour_id(at(9)),
+                                                hour_id(at(11))]
+    cites, _ = retriever.retrieve("what happened at 9:30 yesterday?",
+                                  DAY + dt.timedelta(days=1, hours=10))
+    assert all(c.moment.kind != "summary" for c in cites)  # an hour: the moments themselves

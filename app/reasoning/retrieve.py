@@ -43,6 +43,7 @@ def content_of(question: str) -> str:
                     if w not in _TIME_WORDS and not w.isdigit())
 
 
+SUMMARISED_RANGE_S = 3 * 3600.0  # "what did I do yesterday?": its summaries come first
 RRF_K = 20  # rank constant: with few candidates, a small one keeps the first ranks apart
 # The BM25 ranking's weight in the fusion (vectors: 1). Measured by bench/recall.py: at 1, words
 # shared with unrelated moments pull them up (paraphrase recall@1 66 %, @3 91 %); at 0.5 BM25
@@ -132,11 +133,18 @@ class Retriever:
         else:
             moments = self.store.moments_between(scope.t0_s, scope.t1_s)
         moments = [m for m in moments if not self._asked(m)]
-        # Prefer what was said; fill up with what was seen. Newest first.
+        # A range of hours is told by its summaries first (the day's, then its hours'); then
+        # what was said, then what was seen, newest first.
+        summaries: list[Moment] = []
+        if scope is not None and scope.t1_s - scope.t0_s >= SUMMARISED_RANGE_S:
+            summaries = sorted(self.store.moments_between(scope.t0_s, scope.t1_s,
+                                                          kinds=("summary",)),
+                               key=lambda m: (not m.id.startswith("sum-day-"), m.t0_s))
         said = [m for m in moments if m.kind == "utterance" and m.text]
         seen = [m for m in moments if m.kind == "clip"]
-        picked = (said[::-1] + seen[::-1])[: self.cfg.top_k]
-        return [self._cite(m, 0.0) for m in sorted(picked, key=lambda m: m.t0_s)]
+        picked = (summaries + said[::-1] + seen[::-1])[: self.cfg.top_k]
+        return [self._cite(m, 0.0) for m in sorted(picked, key=lambda m: (m.kind != "summary",
+                                                                          m.t0_s))]
 
     def _cite(self, m: Moment, score: float) -> Citation:
         thumb = (self.key_frames.absolute(m.key_frame) if m.key_frame
