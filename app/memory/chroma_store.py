@@ -305,13 +305,14 @@ class ChromaMemoryStore:
         old = {m.id: m for m in self.side.get(ids)}
         present: dict[str, Moment] = {}
         vectors: dict[str, list[tuple[str, float, np.ndarray]]] = {}
+        collections = self._text_collections()
+        self._text.update(collections)
         for i in range(0, len(ids), PAGE):
             chunk = ids[i:i + PAGE]
             res: Any = self._clips.get(ids=chunk, include=["metadatas", "documents"])
             for id_, meta, doc in zip(res["ids"], res["metadatas"], res["documents"], strict=True):
                 present[id_] = _moment(id_, dict(meta), doc)
-            for embedder, col in self._text_collections().items():
-                self._text[embedder] = col
+            for embedder, col in collections.items():
                 res = col.get(ids=chunk, include=["metadatas", "documents", "embeddings"])
                 for id_, meta, doc, vec in zip(res["ids"], res["metadatas"], res["documents"],
                                                res["embeddings"], strict=True):
@@ -497,7 +498,7 @@ class ChromaMemoryStore:
         ids = [m.id for m in gone]
         self._begin(ids)
         self._clips.delete(ids=ids)
-        for embedder in list(self._text_collections()):
+        for embedder in self._sets():  # the only vector sets left after the open
             col = self._col(embedder)
             if col is not None:
                 col.delete(ids=ids)

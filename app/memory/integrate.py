@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from app.core.events import MemoryIntegrated, MomentsStored
-from app.core.timefmt import local_day
+from app.core.timefmt import day_bounds, local_day
 from app.memory.base import Embedder, MemoryStore, Moment
 from app.memory.episodes import _STOP, _WORD, keywords
 
@@ -108,11 +108,6 @@ def summarize_day(day: str, hours: Sequence[Moment], t0_s: float, t1_s: float) -
 def _clip(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS - 1] + "…"
-
-
-def _day_bounds(day: str) -> tuple[float, float]:
-    d = dt.datetime.fromisoformat(day)
-    return d.timestamp(), (d + dt.timedelta(days=1)).timestamp()
 
 
 class Integrator(threading.Thread):
@@ -241,7 +236,7 @@ class Integrator(threading.Thread):
             self._store(summary)
             written.append(summary.id)
         day = local_day(hour)
-        day_t0, day_t1 = _day_bounds(day)
+        day_t0, day_t1 = day_bounds(day)
         if end >= day_t1 or (written and self._day_done(day_t1)):
             hours = self.store.moments_between(day_t0, day_t1, kinds=("summary",))
             day_summary = summarize_day(day, hours, day_t0, day_t1)
