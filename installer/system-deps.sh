@@ -6,7 +6,8 @@ set -euo pipefail
 
 runtime=(libportaudio2 espeak-ng ffmpeg libgl1 libegl1 libxkbcommon-x11-0 libxcb-cursor0
          libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
-         libxcb-xinerama0 libfontconfig1 libdbus-1-3 python3-venv)
+         libxcb-xinerama0 libfontconfig1 libdbus-1-3 python3-venv
+         build-essential cmake python3-dev)  # llama-cpp-python compiles llama.cpp
 testing=(pulseaudio pulseaudio-utils xvfb x11-utils make)
 
 want=("${runtime[@]}")
@@ -15,9 +16,10 @@ want=("${runtime[@]}")
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
   cat <<MSG
 daybook: not a Debian/Ubuntu system; install these yourself if missing:
-  macOS (Homebrew): brew install portaudio espeak-ng ffmpeg
-  Fedora: sudo dnf install portaudio espeak-ng ffmpeg-free pulseaudio-utils
-  Windows: nothing (the Python wheels bundle PortAudio; pyttsx3 uses SAPI5); ffmpeg is optional
+  macOS (Homebrew): brew install portaudio espeak-ng ffmpeg cmake (and Xcode's command-line tools)
+  Fedora: sudo dnf install portaudio espeak-ng ffmpeg-free pulseaudio-utils gcc-c++ cmake python3-devel
+  Windows: Visual Studio Build Tools (C++) and CMake, to compile llama-cpp-python; the Python
+    wheels bundle PortAudio; pyttsx3 uses SAPI5; ffmpeg is optional
 MSG
   exit 0
 fi

@@ -258,7 +258,8 @@ def test_the_app_writes_summaries_in_the_background(tmp_path: Path, monkeypatch)
 def test_a_summary_found_by_a_question_is_said_as_a_summary(tmp_path: Path) -> None:
     from app.core.config import ReasoningConfig
     from app.memory.keyframes import KeyFrameDir
-    from app.reasoning.extractive import ExtractiveReasoner
+    from app.reasoning.base import Request
+    from app.reasoning.extractive import spoken_answer
     from app.reasoning.retrieve import Retriever
 
     store = InMemoryStore()
@@ -267,8 +268,12 @@ def test_a_summary_found_by_a_question_is_said_as_a_summary(tmp_path: Path) -> N
     retriever = Retriever(store, LEX, KeyFrameDir(tmp_path / "k"), ReasoningConfig())
     cites, _ = retriever.retrieve("plumber leak")
     assert hour_id(at(9)) in [c.moment.id for c in cites]
-    text = ExtractiveReasoner().answer("plumber leak", cites, None)
-    assert "summary of the hour: 09:00–10:00: about coffee" in text
+    # The answer says the best match; the summary, said, is said as one.
+    assert spoken_answer(Request("plumber leak", cites, None, at(12, 30))) == (
+        "At 9:40 this morning you said: call the plumber about the coffee machine leak.")
+    summary = next(c for c in cites if c.moment.id == hour_id(at(9)))
+    text = spoken_answer(Request("plumber leak", [summary], None, at(12, 30)))
+    assert text.startswith("At 9:00 this morning, in summary: 09:00–10:00: about coffee"), text
     assert "saw a scene" not in text
 
 

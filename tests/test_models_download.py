@@ -33,9 +33,15 @@ SIZE = 3_000_000
 
 
 def gguf_shaped(n_bytes: int, seed: int = 0) -> bytes:
-    """A GGUF header (v3, 1 tensor, 0 keys) followed by random bytes."""
-    body = np.random.default_rng(seed).integers(0, 256, n_bytes - 24, dtype=np.uint8).tobytes()
-    return b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + body
+    """A well-formed GGUF (v3, no keys, one I8 tensor of random bytes) exactly `n_bytes` long."""
+    name = b"data"
+    info_len = 24 + 8 + len(name) + 4 + 8 + 4 + 8  # header, name, n_dims, ne[0], type, offset
+    data_start = -(-info_len // 32) * 32
+    n_data = n_bytes - data_start
+    head = (b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", len(name)) + name
+            + struct.pack("<IQIQ", 1, n_data, 24, 0))  # 1 dim of n_data, type I8, offset 0
+    body = np.random.default_rng(seed).integers(0, 256, n_data, dtype=np.uint8).tobytes()
+    return head + bytes(data_start - len(head)) + body
 
 
 DATA = gguf_shaped(SIZE)

@@ -106,9 +106,13 @@ def _llama_vocab() -> tuple[list[str], list[float], list[int]]:
     return tokens, scores, [int(t) for t in types]
 
 
-def make_tiny_llama_gguf(path: Path) -> Path:
+def make_tiny_llama_gguf(path: Path, architecture: str = "llama",
+                         chat_template: str | None = CHATML_TEMPLATE) -> Path:
     """A 2-layer llama GGUF (n_embd 64, 4 heads, ff 172, ctx 256, all f32) with a SentencePiece-style
-    vocab (special tokens, 256 byte tokens, ▁word pieces) and a ChatML chat template."""
+    vocab (special tokens, 256 byte tokens, ▁word pieces) and a ChatML chat template.
+
+    ``architecture`` only renames ``general.architecture`` and the ``{arch}.*`` keys (a file that
+    says it is something else, for validation tests); ``chat_template=None`` leaves the template out."""
     import gguf
 
     path = Path(path)
@@ -118,7 +122,7 @@ def make_tiny_llama_gguf(path: Path) -> Path:
     n_vocab = len(tokens)
     d, ff, hd = LLAMA_N_EMBD, LLAMA_N_FF, LLAMA_N_EMBD // LLAMA_N_HEAD
 
-    w = gguf.GGUFWriter(str(path), "llama")
+    w = gguf.GGUFWriter(str(path), architecture)
     w.add_name("daybook-tiny-llama")
     w.add_context_length(LLAMA_N_CTX)
     w.add_embedding_length(d)
@@ -142,7 +146,8 @@ def make_tiny_llama_gguf(path: Path) -> Path:
     w.add_unk_token_id(UNK_ID)
     w.add_add_bos_token(True)
     w.add_add_eos_token(False)
-    w.add_chat_template(CHATML_TEMPLATE)
+    if chat_template is not None:
+        w.add_chat_template(chat_template)
 
     def mat(rows: int, cols: int) -> np.ndarray:  # numpy (out, in) == ggml ne [in, out]
         return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)

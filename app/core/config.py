@@ -103,11 +103,48 @@ class MemoryConfig:
                "data dir"})
 
 
+def _api_url_problem(url: str) -> str | None:
+    """Why `url` is not an API address, http(s)://host[:port][/path]; None when it is."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number < 65536)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.query or parts.fragment or parts.netloc.endswith(":")):
+        return (f"{url!r} is not a server address (want http://host:port/v1 or "
+                "https://host:port/v1)")
+    return None
+
+
 @dataclass(frozen=True)
 class ReasoningConfig:
     top_k: int = _opt(5, lo=1, hi=100)
     min_similarity: float = _opt(0.0, lo=0.0, hi=1.0,
                                  doc="drop vector matches below this; 0: the embedder's own")
+    backend: str = _opt("auto", choices=("auto", "llama", "openai", "extractive"),
+                        doc="auto: the language model installed through the model manager, else "
+                        "the extractive answer; llama: that model (or `model`); openai: the "
+                        "server at `base_url`; extractive: never a language model")
+    model: str = _opt("", doc="llama: an installed model's name or a GGUF path (empty: the "
+                      "best installed one); openai: the model name sent to the server")
+    base_url: str = field(default="", metadata={
+        "check": _api_url_problem,
+        "doc": "an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 (llama.cpp's "
+               "server, Ollama, vLLM)"})
+    api_key_env: str = _opt("DAYBOOK_LLM_API_KEY",
+                            doc="the environment variable holding the server's API key, if any")
+    threads: int = _opt(0, lo=0, hi=256, doc="llama.cpp threads; 0: all cores but one")
+    max_tokens: int = _opt(160, lo=16, hi=4096, doc="the longest answer, in tokens")
+    context_tokens: int = _opt(4096, lo=512, hi=131_072,
+                               doc="the prompt and answer together, at most (and the model's own "
+                               "limit)")
+    timeout_s: float = _opt(120.0, lo=5.0, hi=3600.0,
+                            doc="a model that produces nothing this long has failed")
 
 
 @dataclass(frozen=True)

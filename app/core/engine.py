@@ -19,6 +19,7 @@ time (so an orphan never keeps the database open).
 from __future__ import annotations
 
 import atexit
+import collections
 import concurrent.futures
 import contextlib
 import importlib
@@ -30,7 +31,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 
 _PARENT_POLL_S = 0.5
 _CLOSE = "close"  # in the writer's outbox: tell the child to exit, then stop writing
+_STREAM = "__stream__"  # a call whose backend method is a generator: its items come as chunks
+_CANCEL = "__cancel__"  # stop that stream between two items
+_POLL_S = 0.02  # how often a stream's reader looks at its cancel event
 _BACKOFF_S = (0.0, 1.0, 2.0, 5.0, 10.0, 30.0)  # before start attempt n after a failure
 
 
@@ -91,22 +95,66 @@ def _serve(conn: Connection, factory: str, args: tuple[Any, ...], parent_pid: in
         conn.send((0, "error", _picklable(exc)))
         return
     conn.send((0, "ready", str(getattr(backend, "name", factory))))
+    waiting: collections.deque[Any] = collections.deque()  # arrived during a stream
     while True:
         try:
-            request = conn.recv()
+            request = waiting.popleft() if waiting else conn.recv()
         except (EOFError, OSError):
             return
         if request is None:
             return
         req_id, method, call_args = request
+        if method == _CANCEL:
+            continue  # a stream that had ended already
         try:
-            reply = (req_id, "ok", getattr(backend, method)(*call_args))
+            if method == _STREAM:
+                name, gen_args = call_args
+                reply: tuple[Any, str, Any] = (
+                    req_id, "ok", _stream(conn, backend, req_id, name, gen_args, waiting))
+            else:
+                reply = (req_id, "ok", getattr(backend, method)(*call_args))
+        except _Closed:
+            return
         except Exception as exc:
             reply = (req_id, "error", _picklable(exc))
         try:
             conn.send(reply)
         except Exception as exc:  # a result that does not pickle
             conn.send((req_id, "error", RuntimeError(f"{type(exc).__name__}: {exc}")))
+
+
+class _Closed(Exception):
+    """The parent said close (or went away) during a stream."""
+
+
+def _stream(conn: Connection, backend: Any, req_id: int, method: str, args: tuple[Any, ...],
+            waiting: collections.deque[Any]) -> int:
+    """Send each item the backend's generator yields as a chunk; between items, read what the
+    parent sent meanwhile: a cancel for this stream ends it there (within one item). Returns
+    how many items were produced."""
+    items = 0
+    generator = getattr(backend, method)(*args)
+    try:
+        for item in generator:
+            items += 1
+            conn.send((req_id, "chunk", item))
+            cancelled = False
+            while conn.poll(0):
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError) as exc:
+                    raise _Closed from exc
+                if message is None:
+                    raise _Closed
+                if message[1] == _CANCEL:
+                    cancelled = cancelled or message[0] == req_id
+                else:
+                    waiting.append(message)
+            if cancelled:
+                break
+    finally:
+        generator.close()
+    return items
 
 
 def _picklable(exc: BaseException) -> BaseException:
@@ -151,6 +199,16 @@ class _Reply:
     done: threading.Event = field(default_factory=threading.Event)
     status: str = ""
     value: Any = None
+    chunks: queue.SimpleQueue[Any] | None = None  # a stream's items, as they arrive
+
+    def finish(self, status: str, value: Any) -> None:
+        self.status, self.value = status, value
+        self.done.set()
+        if self.chunks is not None:
+            self.chunks.put(_END)
+
+
+_END = object()  # in a stream's chunk queue: the final reply has arrived
 
 
 class _Child:
@@ -211,10 +269,15 @@ class _Child:
             except Exception as exc:  # an answer that does not unpickle
                 req_id, status, value = -1, "error", exc
             with self.replies_lock:
-                reply = self.replies.pop(req_id, None)
-            if reply is not None:
-                reply.status, reply.value = status, value
-                reply.done.set()
+                reply = (self.replies.get(req_id) if status == "chunk"
+                         else self.replies.pop(req_id, None))
+            if reply is None:
+                continue
+            if status == "chunk":
+                if reply.chunks is not None:
+                    reply.chunks.put(value)
+            else:
+                reply.finish(status, value)
 
     def _running(self) -> bool:
         """Whether the process still runs (is_alive() can say so wrongly when another thread
@@ -237,8 +300,7 @@ class _Child:
         with self.replies_lock:
             pending, self.replies = list(self.replies.values()), {}
         for reply in pending:
-            reply.status, reply.value = "dead", why
-            reply.done.set()
+            reply.finish("dead", why)
 
     def kill(self) -> None:
         with contextlib.suppress(Exception):
@@ -386,6 +448,64 @@ class EngineProcess:
             raise EngineError(child.dead or "hung")
         if reply.status == "ok":
             return reply.value
+        if reply.status == "dead":
+            raise EngineError(str(reply.value))
+        raise reply.value
+
+    def stream(self, method: str, *args: Any, cancel: threading.Event | None = None,
+               first_timeout_s: float | None = None, gap_timeout_s: float | None = None
+               ) -> Generator[Any, None, int]:
+        """Run the generator `backend.method(*args)` in the child and yield its items as they
+        come. Once `cancel` is set the child is told to stop (it does, between two items) and
+        the iteration ends without error; the generator's return value is how many items the
+        child produced. No item within `first_timeout_s` (the first) or `gap_timeout_s` (later
+        ones; both default to the call timeout) marks the child hung, as `call` does."""
+        child = self._ensure()
+        req_id = next(self._ids)
+        reply = _Reply(chunks=queue.SimpleQueue())
+        assert reply.chunks is not None
+        with child.replies_lock:
+            if child.dead is not None:
+                raise EngineError(child.dead)
+            child.replies[req_id] = reply
+        child.outbox.put((req_id, _STREAM, (method, args)))
+        try:
+            return (yield from self._chunks(child, req_id, reply, cancel, first_timeout_s,
+                                            gap_timeout_s))
+        finally:
+            if not reply.done.is_set():  # the caller stopped iterating: the child stops too
+                child.outbox.put((req_id, _CANCEL, ()))
+
+    def _chunks(self, child: _Child, req_id: int, reply: _Reply, cancel: threading.Event | None,
+                first_timeout_s: float | None, gap_timeout_s: float | None
+                ) -> Generator[Any, None, int]:
+        assert reply.chunks is not None
+        limit = first_timeout_s or self.call_timeout_s
+        deadline = time.monotonic() + limit
+        while True:
+            if cancel is not None and cancel.is_set():
+                child.outbox.put((req_id, _CANCEL, ()))
+                # The child stops within one item; its final reply says how many it made.
+                if reply.done.wait(gap_timeout_s or self.call_timeout_s):
+                    return int(reply.value) if reply.status == "ok" else 0
+                self._died(child, f"the {self.name} did not stop when asked (hung); it was "
+                                  "stopped and restarts")
+                return 0
+            try:
+                item = reply.chunks.get(timeout=_POLL_S)
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    self._died(child, f"the {self.name} did not answer in {limit:g} s (hung); "
+                                      "it was stopped and restarts")
+                    raise EngineError(child.dead or "hung") from None
+                continue
+            if item is _END:
+                break
+            yield item
+            limit = gap_timeout_s or self.call_timeout_s
+            deadline = time.monotonic() + limit
+        if reply.status == "ok":
+            return int(reply.value)
         if reply.status == "dead":
             raise EngineError(str(reply.value))
         raise reply.value

@@ -221,10 +221,21 @@ class AnswerStarted:
     question_id: int
     question: str
     spoken: bool = False  # heard (addressed by the wake name), not typed
+    reasoner: str = ""  # what will answer (a model's name, or the extractive answer)
 
 
 @dataclass(frozen=True)
 class AnswerChunk:
+    """A piece of the answer as it is generated (a token or a few)."""
+
+    question_id: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """A complete sentence of the answer, as soon as it is known complete (to be spoken)."""
+
     question_id: int
     text: str
 

@@ -24,7 +24,9 @@ EMBEDDED = {
 RUNNABLE = {("asr", "whisper-ggml"): ("pywhispercpp", "whisper"),
             ("asr", "moonshine-ort"): ("onnxruntime", None),
             ("vad", "onnx"): ("onnxruntime", None),
-            ("embedding", "onnx"): ("onnxruntime", None)}
+            ("embedding", "onnx"): ("onnxruntime", None),
+            ("llm", "gguf"): ("llama_cpp", None)}
+PIP_NAMES = {"llama_cpp": "llama-cpp-python"}  # where the module's name is not the package's
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,8 @@ def _cannot_run(name: str, role: str, fmt: str) -> str | None:
         return f"{name} is installed; this version of Daybook cannot run a {fmt} {role} model"
     module, extra = RUNNABLE[(role, fmt)]
     if importlib.util.find_spec(module) is None:
-        hint = f"pip install 'daybook[{extra}]'" if extra else f"pip install {module}"
+        hint = (f"pip install 'daybook[{extra}]'" if extra
+                else f"pip install {PIP_NAMES.get(module, module)}")
         return f"{name} is installed but {module} is not ({hint})"
     return None
 

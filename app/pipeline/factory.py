@@ -31,6 +31,7 @@ from app.pipeline.workers import (
     SoundClassifierFn,
     VadWorker,
 )
+from app.reasoning.base import Reasoner
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,76 @@ def make_embedder(cfg: Config, manager: ModelManager | None = None, *,
     log.warning("embedder: all-MiniLM-L6-v2 unavailable (%s); using %s, which matches words, "
                 "not meanings", why, lexical.name)
     return lexical
+
+
+def make_reasoner(cfg: Config, manager: ModelManager | None = None, *,
+                  on_event: Callable[[object], None] | None = None,
+                  wait: bool = False) -> Reasoner:
+    """The reasoner `[reasoning] backend` asks for. auto: the best language model installed
+    (or imported) through the model manager, run by llama.cpp, else the extractive answer;
+    llama: that model (or `[reasoning] model`: an installed name or a GGUF path); openai: the
+    server at `base_url`; extractive: no model. A model that cannot be used is logged with the
+    reason and the extractive answer is used. The model loads in the background (`wait`
+    False): the first question waits for it."""
+    from app.reasoning.extractive import ExtractiveReasoner
+
+    r = cfg.reasoning
+    if r.backend == "extractive":
+        log.info("reasoning: the extractive answer (configured)")
+        return ExtractiveReasoner()
+    if r.backend == "openai":
+        if not r.base_url:
+            log.warning("reasoning: backend 'openai' needs [reasoning] base_url; using the "
+                        "extractive answer")
+            return ExtractiveReasoner()
+        from app.reasoning.llm_openai import OpenAIReasoner
+
+        remote = OpenAIReasoner(r.base_url, r.model, api_key_env=r.api_key_env,
+                                context_tokens=r.context_tokens, max_tokens=r.max_tokens,
+                                first_token_timeout_s=r.timeout_s,
+                                stall_timeout_s=min(r.timeout_s, 30.0))
+        log.info("reasoning: %s", remote.name)
+        return remote
+    path, label, why = _llm_file(r.model if r.backend == "llama" else "", manager)
+    if path is None:
+        level = logging.WARNING if r.backend == "llama" else logging.INFO
+        log.log(level, "reasoning: the extractive answer (%s)", why)
+        return ExtractiveReasoner()
+    try:
+        from app.reasoning.llm_llama import LlamaReasoner
+
+        local = LlamaReasoner(path, context_tokens=r.context_tokens, threads=llm_threads(cfg),
+                              max_tokens=r.max_tokens, timeout_s=r.timeout_s, label=label,
+                              wait=wait, on_event=on_event)
+    except DaybookError as exc:
+        log.warning("reasoning: cannot use %s (%s); using the extractive answer", label, exc)
+        return ExtractiveReasoner()
+    log.info("reasoning: %s (%s, own process)", local.name, path)
+    return local
+
+
+def llm_threads(cfg: Config) -> int:
+    """llama.cpp's threads: as configured, else every core but one (the pipeline's)."""
+    import os
+
+    return cfg.reasoning.threads or max(1, (os.cpu_count() or 2) - 1)
+
+
+def _llm_file(wanted: str, manager: ModelManager | None) -> tuple[Path | None, str, str]:
+    """(path, name, why not): the language model to load."""
+    if wanted and (wanted.endswith(".gguf") or "/" in wanted or "\\" in wanted):
+        path = Path(wanted).expanduser()
+        return (path, path.stem, "") if path.is_file() else (None, wanted,
+                                                             f"{wanted} does not exist")
+    if wanted and manager is not None:
+        model = manager.installed().get(wanted)
+        if model is None or model.role != "llm":
+            return None, wanted, f"no language model named {wanted!r} is installed"
+        return manager.path(model), wanted, ""
+    choice = choose(manager, "llm")
+    if choice.model_path is None:
+        return None, "", choice.reason
+    return choice.model_path, choice.using, ""
 
 
 def make_store(paths: DataPaths, cfg: Config | None = None,

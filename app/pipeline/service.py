@@ -8,7 +8,6 @@ thread (see app/ui/bridge.py) before touching widgets.
 from __future__ import annotations
 
 import collections
-import itertools
 import logging
 import threading
 import time
@@ -21,12 +20,10 @@ from app.core.config import Config
 from app.core.events import (
     AnswerChunk,
     AnswerFinished,
-    AnswerStarted,
     MomentsDeleted,
     MomentsStored,
     RecordingPaused,
     RecordingResumed,
-    UtteranceTranscribed,
 )
 from app.core.paths import DataPaths
 from app.memory.base import Moment
@@ -35,36 +32,38 @@ from app.memory.integrate import Integrator
 from app.memory.journal import MomentJournal
 from app.memory.reembed import Reembedder
 from app.perception.spool import UntranscribedSpool
+from app.pipeline.answer import AnswerWorker
 from app.pipeline.factory import (
     build_pipeline,
     close_store,
     journal_path,
     make_embedder,
     make_key_frames,
+    make_reasoner,
     make_store,
     model_manager,
     untranscribed_dir,
 )
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus
-from app.reasoning.base import Answer, Citation
-from app.reasoning.extractive import ExtractiveReasoner
-from app.reasoning.instruction import addressed_question
-from app.reasoning.retrieve import Retriever, answer_question
+from app.reasoning.base import Answer, Citation, Reasoner
+from app.reasoning.retrieve import Retriever
 
 log = logging.getLogger(__name__)
 
 PREVIEW_WIDTH = 480
 PREVIEW_FPS = 5.0
-STORED_WAIT_S = 3.0
-INTEGRATE_FIRST_WAIT_S = 20.0  # the first summaries are written this long after the start  # a spoken question waits at most this long for the memory to commit
+INTEGRATE_FIRST_WAIT_S = 20.0  # the first summaries are written this long after the start
 
 
 class DaybookService:
     """Owns the store for this process (the caller holds the data-dir lock)."""
 
     def __init__(self, cfg: Config, paths: DataPaths, *, bus: EventBus | None = None,
-                 open_store_in_background: bool = False) -> None:
+                 open_store_in_background: bool = False, background: bool = True,
+                 load_reasoner: bool = True) -> None:
+        """`background`: run the memory's background work (re-embedding, summaries); a
+        command that only reads (ask, timeline, export) runs without it."""
         self.cfg = cfg
         self.paths = paths
         self.bus = bus or EventBus()
@@ -81,24 +80,62 @@ class DaybookService:
         self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning,
                                    wake_name=cfg.assistant.wake_name, others=[LexicalEmbedder()])
         self.reembedder = Reembedder(self.store, self.embedder, self.bus.emit)
-        self.reembedder.start()
         # Hour and day summaries (long-term memory), in the background.
         self.integrator = Integrator(self.store, self.embedder, paths.memory / "integrate.json",
                                      self.bus.emit, first_wait_s=INTEGRATE_FIRST_WAIT_S,
                                      duty=0.5)
         self.bus.subscribe(self.integrator.on_event)
-        if cfg.memory.summaries:
-            self.integrator.start()
-        self.reasoner = ExtractiveReasoner()
+        if background:
+            self.reembedder.start()
+            if cfg.memory.summaries:
+                self.integrator.start()
+        # The language model (or the extractive answer), loading in its own process; a
+        # command that may ask nothing loads it at the first question (`load_reasoner`).
+        self._reasoner: Reasoner | None = None
+        self._reasoner_lock = threading.Lock()
+        self._reasoner_cfg = cfg.reasoning
+        if load_reasoner:
+            self._reasoner = make_reasoner(cfg, self.models, on_event=self.bus.emit)
         self.pipeline: Pipeline | None = None
         self.recording = threading.Event()
         self.recording.set()
         self.paused_until_s: float | None = None
-        self._question_ids = itertools.count(1)
         self._resume_timer: threading.Timer | None = None
         self._stored_ids: collections.deque[str] = collections.deque(maxlen=1024)
         self._stored_cond = threading.Condition()
-        self.bus.subscribe(self._heard)
+        self.bus.subscribe(self._stored)
+        # The answer stage: questions heard (through the bus) and typed, one at a time.
+        self.answers = AnswerWorker(self.retriever, lambda: self.reasoner, self.bus,
+                                    wake_name=lambda: self.cfg.assistant.wake_name,
+                                    wait_stored=self._wait_stored)
+        self.bus.subscribe(self.answers.offer)
+        self.answers.start()
+
+    @property
+    def reasoner(self) -> Reasoner:
+        """What answers questions (made at first use when not loaded at the start)."""
+        with self._reasoner_lock:
+            if self._reasoner is None:
+                self._reasoner = make_reasoner(self.cfg, self.models, on_event=self.bus.emit)
+            return self._reasoner
+
+    def apply_config(self, cfg: Config) -> None:
+        """Settings changed (in the window): every part that reads them gets the new ones.
+        The devices and the recogniser are the caller's to restart (see MainWindow)."""
+        old, self.cfg = self.cfg, cfg
+        self.retriever.cfg = cfg.reasoning
+        self.retriever.wake_name = cfg.assistant.wake_name
+        if cfg.reasoning != self._reasoner_cfg:
+            with self._reasoner_lock:
+                previous, self._reasoner = self._reasoner, None
+                self._reasoner_cfg = cfg.reasoning
+            if previous is not None:
+                log.info("reasoning settings changed: %s is replaced", previous.name)
+                threading.Thread(target=previous.close, name="close-reasoner",
+                                 daemon=True).start()
+            self.reasoner  # noqa: B018 (loads the new one now, in the background)
+        if cfg.memory.summaries and not old.memory.summaries and not self.integrator.is_alive():
+            self.integrator.start()
 
     # --- the pipeline ----------------------------------------------------------------------
 
@@ -108,18 +145,25 @@ class DaybookService:
         Blocking (it drains the previous pipeline and starts the recogniser): call it off a
         GUI thread. It returns once the sources really deliver (or failed to start)."""
         self.stop()
-        self.pipeline = build_pipeline(
-            self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
-            embedder=self.embedder, bus=self.bus, models=self.models, data=self.paths,
-            spool=self.spool, **backends)
-        for capture in self.pipeline.captures:
-            capture.recording = self.recording
-            if capture.name == "capture-video":
-                capture.preview_width = PREVIEW_WIDTH
+        self.pipeline = self.build(audio=audio, video=video, **backends)
         self.pipeline.start()
         if not self.pipeline.wait_started():
             log.warning("a source did not start delivering (see above)")
         return self.pipeline
+
+    def build(self, *, audio: AudioSource | None, video: FrameSource | None,
+              **backends: Any) -> Pipeline:
+        """A pipeline on these sources, wired to this service's memory and bus, not started
+        (the command line runs it to its end itself)."""
+        pipeline = build_pipeline(
+            self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
+            embedder=self.embedder, bus=self.bus, models=self.models, data=self.paths,
+            spool=self.spool, **backends)
+        for capture in pipeline.captures:
+            capture.recording = self.recording
+            if capture.name == "capture-video":
+                capture.preview_width = PREVIEW_WIDTH
+        return pipeline
 
     def stop(self, drain_timeout_s: float = 30.0) -> None:
         if self.pipeline is not None:
@@ -239,32 +283,59 @@ class DaybookService:
         return self.key_frames.near(m.t0_s, m.t1_s)
 
     def ask(self, question: str, *, spoken: bool = False, after: str | None = None) -> int:
-        """Answer in a background thread; AnswerStarted/Chunk/Finished events follow. `after`:
-        a moment id to wait for in the store first (a spoken question's own utterance)."""
-        qid = next(self._question_ids)
-        threading.Thread(target=self._answer, args=(qid, question, spoken, after),
-                         name=f"ask-{qid}", daemon=True).start()
-        return qid
+        """Queue a question for the answer stage (it cancels the answer being given); its
+        AnswerStarted/Chunk/Sentence/Finished events follow. `after`: a moment id to wait for
+        in the store first (a spoken question's own utterance)."""
+        return self.answers.ask(question, spoken=spoken, after=after)
 
-    def ask_now(self, question: str) -> Answer:
-        return answer_question(self.retriever, self.reasoner, question)
+    def stop_answer(self) -> bool:
+        """Stop the answer being given (between two tokens); True when there was one."""
+        return self.answers.stop_answer()
 
-    def _heard(self, event: object) -> None:
-        """Instruction prediction (in the emitting worker's thread): an utterance addressed to
-        the wake name is a spoken question. Nothing is heard while recording is paused."""
+    def ask_and_wait(self, question: str, *, on_chunk: Callable[[str], None] | None = None,
+                     timeout_s: float | None = None) -> Answer:
+        """Ask through the answer stage and wait for the whole answer (the command line);
+        `on_chunk` sees each piece as it is generated (in the stage's thread)."""
+        done = threading.Event()
+        box: dict[str, Any] = {}
+        wanted: list[int] = []
+        early: list[object] = []  # events that came before the id was known
+
+        def listen(event: object) -> None:
+            if not wanted:
+                early.append(event)
+                return
+            _take(event)
+
+        def _take(event: object) -> None:
+            if isinstance(event, AnswerChunk) and event.question_id == wanted[0]:
+                if on_chunk is not None:
+                    on_chunk(event.text)
+            elif isinstance(event, AnswerFinished) and event.question_id == wanted[0]:
+                box["answer"] = event.answer
+                done.set()
+
+        self.bus.subscribe(listen)
+        try:
+            wanted.append(self.ask(question))
+            for event in list(early):
+                _take(event)
+            if not done.wait(timeout_s):
+                self.stop_answer()
+                done.wait(5.0)
+        finally:
+            self.bus.unsubscribe(listen)
+        answer = box.get("answer")
+        if not isinstance(answer, Answer):
+            raise TimeoutError(f"no answer in {timeout_s} s")
+        return answer
+
+    def _stored(self, event: object) -> None:
+        """What the memory has committed, for a spoken question waiting for its utterance."""
         if isinstance(event, MomentsStored):
             with self._stored_cond:
                 self._stored_ids.extend(event.ids)
                 self._stored_cond.notify_all()
-            return
-        if not isinstance(event, UtteranceTranscribed) or not event.text or event.retry:
-            return  # a kept utterance transcribed again later is no question now
-        question = event.question or addressed_question(event.text,
-                                                        self.cfg.assistant.wake_name)
-        if question:
-            # No question text at INFO (privacy): _answer logs it at DEBUG, naming the moment.
-            log.info("spoken question (%s): %d chars", event.id, len(question))
-            self.ask(question, spoken=True, after=event.id)
 
     def _wait_stored(self, moment_id: str, timeout_s: float) -> bool:
         """Wait until `moment_id` (and so, the memory worker being first in, first out,
@@ -274,22 +345,6 @@ class DaybookService:
             pipe.memory.flush_soon()
         with self._stored_cond:
             return self._stored_cond.wait_for(lambda: moment_id in self._stored_ids, timeout_s)
-
-    def _answer(self, qid: int, question: str, spoken: bool = False,
-                after: str | None = None) -> None:
-        self.bus.emit(AnswerStarted(qid, question, spoken))
-        log.debug("question %d%s: %r", qid, f" ({after})" if after else "", question)
-        if after is not None and not self._wait_stored(after, STORED_WAIT_S):
-            log.warning("answering question %d (%s) before the memory caught up", qid, after)
-        try:
-            answer = self.ask_now(question)
-        except Exception as exc:
-            log.exception("answering question %d (%d chars) failed", qid, len(question))
-            answer = Answer(question, f"Sorry, I could not search my memory ({exc}).")
-        # The extractive answer streams line by line; an LLM will stream tokens.
-        for line in answer.text.splitlines(keepends=True):
-            self.bus.emit(AnswerChunk(qid, line))
-        self.bus.emit(AnswerFinished(qid, answer))
 
     def status(self) -> dict[str, Any]:
         pipe = self.pipeline
@@ -302,10 +357,15 @@ class DaybookService:
         }
 
     def close(self) -> None:
+        self.answers.close()
         self.stop()
+        with self._reasoner_lock:
+            if self._reasoner is not None:
+                self._reasoner.close()
         self.reembedder.stop()
         self.integrator.stop()
-        self.reembedder.join(timeout=10)
+        if self.reembedder.is_alive():
+            self.reembedder.join(timeout=10)
         if self.integrator.is_alive():
             self.integrator.join(timeout=10)
         if self._resume_timer is not None:

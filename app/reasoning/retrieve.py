@@ -21,7 +21,7 @@ from app.core.config import ReasoningConfig
 from app.memory.base import Embedder, Hit, MemoryStore, Moment
 from app.memory.keyframes import KeyFrameDir
 from app.memory.sidecar import match_query
-from app.reasoning.base import Answer, Citation, Reasoner
+from app.reasoning.base import Citation
 from app.reasoning.instruction import addressed_question
 from app.reasoning.timewords import TimeScope, parse_time_scope, wants_latest
 
@@ -170,11 +170,3 @@ def fuse(rankings: list[tuple[float, list[Hit]]],
             scores[id_] += TIME_BOOST * closeness / RRF_K
     ranked = sorted(moments.values(), key=lambda m: (-scores[m.id], -m.t0_s, m.id))
     return [(scores[m.id], m) for m in ranked]
-
-
-def answer_question(retriever: Retriever, reasoner: Reasoner, question: str,
-                    now: dt.datetime | None = None) -> Answer:
-    """Retrieve the moments for a question and let the reasoner answer from them."""
-    citations, scope = retriever.retrieve(question, now)
-    label = scope.label if scope else None
-    return Answer(question, reasoner.answer(question, citations, label), citations, label)

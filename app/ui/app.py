@@ -11,11 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from app.core.config import load_config
+from app.core.boot import boot
 from app.core.errors import DaybookError, ExitCode
 from app.core.lock import DataDirLock
-from app.core.logs import setup_logging
-from app.core.paths import default_config_path, resolve_data_dir
 from app.core.timefmt import local_day
 
 log = logging.getLogger(__name__)
@@ -61,10 +59,8 @@ def run_gui(args: argparse.Namespace) -> int:
         raise DaybookError("no display to open the window on. Use the command line instead "
                            "(python main.py --help), or run under a virtual display: "
                            "xvfb-run -a python main.py")
-    config_path = default_config_path(args.config)
-    cfg = load_config(config_path)
-    paths = resolve_data_dir(args.data_dir, cfg.storage.data_dir).ensure()
-    setup_logging(cfg.logging, paths.logs, console_level="INFO" if args.verbose else "WARNING")
+    b = boot(args.config, args.data_dir, verbose=args.verbose)
+    cfg, config_path, paths = b.cfg, b.config_path, b.paths
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Daybook")
     QApplication.setQuitOnLastWindowClosed(False)  # the window closes, then control.closed quits

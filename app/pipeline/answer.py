@@ -1,0 +1,228 @@
+"""The answer path as a pipeline stage: one inbox (questions heard and typed), one generation at
+a time.
+
+For each question: wait until the memory has committed what was heard up to it → retrieve →
+fit the prompt → stream the answer (pieces and whole sentences out as events) → finish with the
+moments it was given as citations. A new question, or `stop`, cancels the running answer between
+two tokens (and any question still waiting). When the language model cannot answer (it is
+down, refused, crashed, stalled or sent nonsense) the extractive answer is given instead, with
+the reason in the answer's note and an EngineFailed event; nothing is lost.
+
+Instruction prediction (is an utterance a question for the assistant?) happens at the door,
+in `offer`, so that a question heard while an answer streams cancels it at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.core.events import (
+    AnswerChunk,
+    AnswerFinished,
+    AnswerSentence,
+    AnswerStarted,
+    EngineFailed,
+    EngineRecovered,
+    UtteranceTranscribed,
+)
+from app.pipeline.runtime import EventBus, Inbox
+from app.reasoning.base import Answer, Citation, Prompt, Reasoner, ReasonerError, Request
+from app.reasoning.extractive import ExtractiveReasoner
+from app.reasoning.instruction import addressed_question
+from app.reasoning.retrieve import Retriever
+from app.reasoning.sentences import SentenceSplitter
+
+log = logging.getLogger(__name__)
+
+STORED_WAIT_S = 3.0  # a spoken question waits at most this long for the memory to commit
+LLM_ENGINE = "language model"  # the engine name in EngineFailed/EngineRecovered
+
+
+@dataclass
+class Question:
+    id: int
+    text: str
+    spoken: bool = False
+    after: str | None = None  # the moment to wait for first (a spoken question's utterance)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class AnswerWorker(threading.Thread):
+    """Answers questions one at a time, in its own thread, for as long as the service runs."""
+
+    def __init__(self, retriever: Retriever, reasoner: Callable[[], Reasoner], bus: EventBus, *,
+                 wake_name: Callable[[], str], wait_stored: Callable[[str, float], bool],
+                 now: Callable[[], float] = time.time) -> None:
+        super().__init__(name="answer", daemon=True)
+        self.retriever = retriever
+        self.reasoner = reasoner  # asked per question: settings may have changed it
+        self.fallback = ExtractiveReasoner()
+        self.bus = bus
+        self.wake_name = wake_name
+        self.wait_stored = wait_stored
+        self.now = now
+        self.inbox: Inbox[Question | None] = Inbox("answer", 64)
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._waiting: list[Question] = []
+        self._current: Question | None = None
+        self._llm_down = False
+        self.answered = 0
+        self.interrupted = 0
+        self.fell_back = 0
+        self.generation = threading.Lock()  # held while a model generates (answers, summaries)
+
+    # --- the door --------------------------------------------------------------------------
+
+    def offer(self, event: object) -> None:
+        """A bus listener: an utterance addressed to the wake name becomes a question."""
+        if not isinstance(event, UtteranceTranscribed) or not event.text or event.retry:
+            return  # a kept utterance transcribed again later is no question now
+        question = event.question or addressed_question(event.text, self.wake_name())
+        if question:
+            # No question text at INFO (privacy): _answer logs it at DEBUG, naming the moment.
+            log.info("spoken question (%s): %d chars", event.id, len(question))
+            self.ask(question, spoken=True, after=event.id)
+
+    def ask(self, text: str, *, spoken: bool = False, after: str | None = None) -> int:
+        """Queue a question; whatever is being answered or waits is cancelled. Returns its id
+        (AnswerStarted/Chunk/Sentence/Finished events carry it)."""
+        q = Question(next(self._ids), text, spoken, after)
+        with self._lock:
+            self._cancel_all()
+            self._waiting.append(q)
+        self.inbox.put(q)
+        return q.id
+
+    def stop_answer(self) -> bool:
+        """Stop the answer being given and those waiting; True when there was one."""
+        with self._lock:
+            busy = self._current is not None or bool(self._waiting)
+            self._cancel_all()
+        return busy
+
+    def _cancel_all(self) -> None:
+        if self._current is not None:
+            self._current.cancel.set()
+        for q in self._waiting:
+            q.cancel.set()
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.stop_answer()
+        self.inbox.put(None)
+        if self.is_alive():
+            self.join(timeout_s)
+
+    # --- the stage -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            try:
+                q = self.inbox.get(timeout=1.0)
+            except queue.Empty:
+                continue
+            if q is None:
+                return
+            with self._lock:
+                if q in self._waiting:
+                    self._waiting.remove(q)
+                self._current = q
+            try:
+                self.answer(q)
+            except Exception:  # one question must not end the stage
+                log.exception("answering question %d failed", q.id)
+            finally:
+                with self._lock:
+                    self._current = None
+
+    def answer(self, q: Question) -> Answer:
+        """Answer one question (in this thread), emitting its events; returns the answer."""
+        reasoner = self.reasoner()
+        self.bus.emit(AnswerStarted(q.id, q.text, q.spoken, reasoner.name))
+        log.debug("question %d%s: %r", q.id, f" ({q.after})" if q.after else "", q.text)
+        if q.cancel.is_set():
+            return self._finish(q, Answer(q.text, "", reasoner=reasoner.name, interrupted=True))
+        if q.after is not None and not self.wait_stored(q.after, STORED_WAIT_S):
+            log.warning("answering question %d (%s) before the memory caught up", q.id, q.after)
+        now_s = self.now()
+        try:
+            citations, scope = self.retriever.retrieve(q.text, dt.datetime.fromtimestamp(now_s))
+        except Exception as exc:
+            log.exception("searching the memory for question %d failed", q.id)
+            text = f"Sorry, I could not search my memory ({exc})."
+            self._emit_text(q, text)
+            return self._finish(q, Answer(q.text, text, reasoner=reasoner.name))
+        request = Request(q.text, citations, scope.label if scope else None, now_s)
+        parts: list[str] = []
+        note: str | None = None
+        used = reasoner
+        prompt: Prompt | None = None
+        try:
+            prompt = reasoner.prepare(request)
+            self._stream(q, reasoner, prompt, parts)
+            if self._llm_down and reasoner is not self.fallback and not q.cancel.is_set():
+                self._llm_down = False
+                self.bus.emit(EngineRecovered(LLM_ENGINE))
+        except ReasonerError as exc:
+            note = str(exc)
+            self.fell_back += 1
+            log.warning("question %d: %s; answering from memory without it", q.id, note)
+            if not self._llm_down:
+                self._llm_down = True
+                self.bus.emit(EngineFailed(LLM_ENGINE, note, restarting=False))
+            if parts:  # the model stopped mid-answer: what it said stays, marked
+                mark = "…\n" if parts[-1][-1:].isspace() else " …\n"
+                parts.append(mark)
+                self.bus.emit(AnswerChunk(q.id, mark))
+            used = self.fallback
+            prompt = self.fallback.prepare(request)
+            self._stream(q, self.fallback, prompt, parts)
+        cited: list[Citation] = prompt.cited if prompt is not None else []
+        return self._finish(q, Answer(q.text, "".join(parts).strip(), cited, request.scope,
+                                      used.name, q.cancel.is_set(), note))
+
+    def _stream(self, q: Question, reasoner: Reasoner, prompt: Prompt, parts: list[str]) -> None:
+        splitter = SentenceSplitter()
+        lock = self.generation if reasoner is not self.fallback else None
+        if lock is not None:
+            lock.acquire()
+        try:
+            for piece in reasoner.stream(prompt, q.cancel):
+                if q.cancel.is_set():
+                    break
+                parts.append(piece)
+                self.bus.emit(AnswerChunk(q.id, piece))
+                for sentence in splitter.feed(piece):
+                    self.bus.emit(AnswerSentence(q.id, sentence))
+        finally:
+            if lock is not None:
+                lock.release()
+        if not q.cancel.is_set():
+            for sentence in splitter.flush():
+                self.bus.emit(AnswerSentence(q.id, sentence))
+
+    def _emit_text(self, q: Question, text: str) -> None:
+        self.bus.emit(AnswerChunk(q.id, text))
+        self.bus.emit(AnswerSentence(q.id, text))
+
+    def _finish(self, q: Question, answer: Answer) -> Answer:
+        if answer.interrupted:
+            self.interrupted += 1
+            log.info("question %d: answer stopped (%d chars said)", q.id, len(answer.text))
+        else:
+            self.answered += 1
+            log.info("question %d answered by %s: %d chars, %d citations", q.id,
+                     answer.reasoner, len(answer.text), len(answer.citations))
+        self.bus.emit(AnswerFinished(q.id, answer))
+        return answer

@@ -1,0 +1,301 @@
+"""The answer path: the prompt (paper order, fitted by rank, never an item cut), sentences out
+of a token stream, the spoken extractive answer, and the answer stage (one generation at a time,
+cancelled by a new question or Stop between tokens, the extractive answer when the model fails,
+the settings reaching every part)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.core.config import ReasoningConfig
+from app.core.events import (
+    AnswerChunk,
+    AnswerFinished,
+    AnswerSentence,
+    AnswerStarted,
+    EngineFailed,
+    EngineRecovered,
+    UtteranceTranscribed,
+)
+from app.memory.base import Moment
+from app.memory.embed_lexical import LexicalEmbedder
+from app.memory.fakes import InMemoryStore
+from app.memory.keyframes import KeyFrameDir
+from app.pipeline.answer import AnswerWorker
+from app.pipeline.runtime import EventBus
+from app.reasoning.base import Answer, Citation, Prompt, ReasonerError, Request
+from app.reasoning.extractive import spoken_answer
+from app.reasoning.prompt import build_prompt, spoken_when
+from app.reasoning.retrieve import Retriever
+from app.reasoning.sentences import SentenceSplitter, split_sentences
+
+NOW = dt.datetime(2026, 11, 24, 15, 0).timestamp()
+
+
+def at(h: int, m: int = 0, day: int = 24) -> float:
+    return dt.datetime(2026, 11, day, h, m).timestamp()
+
+
+def said(i: int, t: float, text: str) -> Citation:
+    return Citation(Moment(f"utt-{i}", "utterance", t, t + 3, text), 1.0 / (i + 1), None)
+
+
+# --- the prompt ----------------------------------------------------------------------------
+
+
+def test_the_prompt_is_in_the_papers_order_with_times() -> None:
+    clip = Citation(Moment("clip-1", "clip", at(14, 1), at(14, 2), n_frames=12), 0.5, None)
+    cites = [said(0, at(14, 2), "I lent my blue umbrella to Peter"), clip,
+             said(2, at(9, 30), "buy milk and eggs at the shop")]
+    prompt = build_prompt(Request("who has my umbrella?", cites, None, NOW),
+                          context_tokens=2048, answer_tokens=160)
+    system, user = prompt.messages
+    assert system["role"] == "system" and "Never make anything up" in system["content"]
+    text = user["content"]
+    assert text.index("Current time: Tuesday 24 November 2026, 3:00 pm") < text.index(
+        "Question: who has my umbrella?") < text.index(
+        "Here is the question related video clip: [Tue 24 Nov 14:01\u201314:02] saw a scene "
+        "of 12 frames") < text.index("Here is the question related memory:") < text.index(
+        "- [Tue 24 Nov 14:02\u201314:02] heard: \u201cI lent my blue umbrella to Peter\u201d"
+    ) < text.index("buy milk")
+    assert prompt.cited == cites  # all fitted, in rank order
+
+
+def test_the_prompt_keeps_what_fits_by_rank_and_never_cuts_an_item() -> None:
+    long = "word " * 300
+    cites = [said(0, at(10), "the first and best match"), said(1, at(11), long),
+             said(2, at(12), "a short third one")]
+    prompt = build_prompt(Request("q?", cites, None, NOW), context_tokens=400,
+                          answer_tokens=100)
+    # The long second item does not fit whole: it is left out, the third still fits.
+    assert [c.moment.id for c in prompt.cited] == ["utt-0", "utt-2"]
+    assert "word word" not in prompt.messages[1]["content"]
+    tiny = build_prompt(Request("q?", cites, None, NOW), context_tokens=140, answer_tokens=100)
+    assert tiny.cited == []
+    assert "(nothing related is remembered)" in tiny.messages[1]["content"]
+
+
+def test_the_prompt_counts_with_the_models_tokenizer() -> None:
+    counted: list[list[str]] = []
+
+    def count(texts: list[str]) -> list[int]:
+        counted.append(texts)
+        return [1000 if "expensive" in t else 5 for t in texts]
+
+    cites = [said(0, at(10), "an expensive memory"), said(1, at(11), "a cheap one")]
+    prompt = build_prompt(Request("q?", cites, None, NOW), context_tokens=600,
+                          answer_tokens=100, count=count)
+    assert [c.moment.id for c in prompt.cited] == ["utt-1"]
+    assert len(counted) == 1  # one batch: one round trip to a model's tokenizer
+
+
+# --- sentences -------------------------------------------------------------------------------
+
+
+def test_sentences_come_out_as_soon_as_they_are_complete() -> None:
+    s = SentenceSplitter()
+    out = []
+    for piece in ["At 2:0", "2 you said", ": I lent it to Mr.", " Smith. It", " cost 2.5", " euros!",
+                  " Then"]:
+        out.append(s.feed(piece))
+    assert out == [[], [], [], ["At 2:02 you said: I lent it to Mr. Smith."], [], [],
+                   ["It cost 2.5 euros!"]]
+    assert s.flush() == ["Then"]
+    assert split_sentences("One. Two? Three") == ["One.", "Two?", "Three"]
+
+
+# --- the spoken extractive answer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("t", "said_as"), [
+    (at(14, 2), "at 2:02 this afternoon"), (at(9, 5), "at 9:05 this morning"),
+    (at(2, 30), "at 2:30 last night"), (at(20, 15, day=23), "yesterday at 8:15 pm"),
+    (at(8, 0, day=20), "on Friday at 8:00 am"), (at(8, 0, day=3), "on 3 November at 8:00 am"),
+])
+def test_when_is_said_as_people_say_it(t: float, said_as: str) -> None:
+    assert spoken_when(t, NOW) == said_as
+
+
+def test_the_extractive_answer_is_one_spoken_sentence_with_when() -> None:
+    cites = [said(0, at(14, 2), "I lent my blue umbrella to Peter"),
+             said(1, at(9, 0), "umbrellas are on sale")]
+    assert spoken_answer(Request("who has my umbrella?", cites, None, NOW)) == (
+        "At 2:02 this afternoon you said: I lent my blue umbrella to Peter.")
+    assert spoken_answer(Request("x?", [], "this morning", NOW)) == (
+        "I don't remember anything from this morning that matches that.")
+
+
+# --- the answer stage ------------------------------------------------------------------------
+
+
+class Slow:
+    """A reasoner that says a word every `delay_s`, for as long as it is let."""
+
+    name = "slow test model"
+
+    def __init__(self, words: int = 100, delay_s: float = 0.02) -> None:
+        self.words, self.delay_s = words, delay_s
+        self.made = 0
+        self.cancelled_at: float | None = None
+        self.last_made_at = 0.0
+
+    def prepare(self, request: Request) -> Prompt:
+        return Prompt(request, [{"role": "user", "content": request.question}],
+                      request.citations[:1])
+
+    def stream(self, prompt: Prompt, cancel: threading.Event) -> Iterator[str]:
+        for i in range(self.words):
+            if cancel.is_set():
+                return
+            time.sleep(self.delay_s)
+            self.made += 1
+            self.last_made_at = time.monotonic()
+            yield f"word{i}. " if i % 3 == 2 else f"word{i} "
+
+    def close(self) -> None:
+        pass
+
+
+class Failing(Slow):
+    name = "failing test model"
+
+    def __init__(self, after: int) -> None:
+        super().__init__()
+        self.after = after
+
+    def stream(self, prompt: Prompt, cancel: threading.Event) -> Iterator[str]:
+        for i, piece in enumerate(super().stream(prompt, cancel)):
+            if i == self.after:
+                raise ReasonerError("cannot reach the language model server at 127.0.0.1:9 "
+                                    "(connection refused)")
+            yield piece
+
+
+@pytest.fixture
+def stage(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = InMemoryStore()
+    e = LexicalEmbedder()
+    text = "I lent my blue umbrella to Peter"
+    store.add([(Moment("utt-1", "utterance", at(14, 2), at(14, 2) + 3, text),
+                e.embed([text])[0])], e.name)
+    retriever = Retriever(store, e, KeyFrameDir(tmp_path), ReasoningConfig(),
+                          wake_name="Daybook")
+    bus = EventBus()
+    events: list[object] = []
+    bus.subscribe(events.append)
+    box: dict[str, object] = {"reasoner": Slow()}
+    worker = AnswerWorker(retriever, lambda: box["reasoner"], bus,  # type: ignore[arg-type,return-value]
+                          wake_name=lambda: "Daybook", wait_stored=lambda _id, _t: True,
+                          now=lambda: NOW)
+    worker.start()
+    yield worker, events, box
+    worker.close()
+
+
+def _finished(events: list[object], qid: int) -> Answer | None:
+    for e in events:
+        if isinstance(e, AnswerFinished) and e.question_id == qid:
+            assert isinstance(e.answer, Answer)
+            return e.answer
+    return None
+
+
+def _wait(events: list[object], qid: int, timeout_s: float = 10.0) -> Answer:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        answer = _finished(events, qid)
+        if answer is not None:
+            return answer
+        time.sleep(0.01)
+    raise AssertionError(f"question {qid} was not answered in {timeout_s} s")
+
+
+def test_an_answer_streams_in_pieces_and_sentences(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+    box["reasoner"] = Slow(words=6, delay_s=0.0)
+    qid = worker.ask("who has my umbrella?")
+    answer = _wait(events, qid)
+    mine = [e for e in events if getattr(e, "question_id", None) == qid]
+    assert isinstance(mine[0], AnswerStarted) and mine[0].reasoner == "slow test model"
+    assert [e.text for e in mine if isinstance(e, AnswerChunk)] == [
+        "word0 ", "word1 ", "word2. ", "word3 ", "word4 ", "word5. "]
+    assert [e.text for e in mine if isinstance(e, AnswerSentence)] == [
+        "word0 word1 word2.", "word3 word4 word5."]
+    assert answer.text == "word0 word1 word2. word3 word4 word5."
+    assert answer.reasoner == "slow test model" and not answer.interrupted
+    assert [c.moment.id for c in answer.citations] == ["utt-1"]  # what the prompt held
+
+
+def test_a_new_question_cancels_the_running_answer_between_tokens(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+    slow = Slow(words=1000, delay_s=0.02)
+    box["reasoner"] = slow
+    first = worker.ask("who has my umbrella?")
+    deadline = time.monotonic() + 5
+    while not any(isinstance(e, AnswerChunk) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    box["reasoner"] = Slow(words=3, delay_s=0.0)  # for the second (the first has its own)
+    second = worker.ask("who has my umbrella, again?")
+    stopped = _wait(events, first)
+    assert stopped.interrupted and stopped.text.startswith("word0")
+    assert slow.made < 50  # it did not go on generating
+    assert not _wait(events, second).interrupted
+    # One generation at a time: the second started after the first finished.
+    order = [(type(e).__name__, e.question_id) for e in events
+             if isinstance(e, AnswerStarted | AnswerFinished)]
+    assert order == [("AnswerStarted", first), ("AnswerFinished", first),
+                     ("AnswerStarted", second), ("AnswerFinished", second)]
+
+
+def test_stop_ends_the_answer_within_one_token(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+    slow = Slow(words=1000, delay_s=0.05)
+    box["reasoner"] = slow
+    qid = worker.ask("who has my umbrella?")
+    deadline = time.monotonic() + 5
+    while slow.made < 2 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    made_at_stop = slow.made
+    assert worker.stop_answer()
+    answer = _wait(events, qid)
+    assert answer.interrupted
+    assert slow.made <= made_at_stop + 1
+    assert not worker.stop_answer()  # nothing left to stop
+
+
+def test_a_failing_model_gives_the_extractive_answer_and_says_why(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+    box["reasoner"] = Failing(after=2)
+    qid = worker.ask("who has my umbrella?")
+    answer = _wait(events, qid)
+    assert answer.text == ("word0 word1 …\n"
+                           "At 2:02 this afternoon you said: I lent my blue umbrella to Peter.")
+    assert answer.reasoner == "extractive (no language model)"
+    assert answer.note is not None and "connection refused" in answer.note
+    assert [c.moment.id for c in answer.citations] == ["utt-1"]
+    failed = [e for e in events if isinstance(e, EngineFailed)]
+    assert len(failed) == 1 and failed[0].engine == "language model"
+    # Once the model answers again, that is said too.
+    box["reasoner"] = Slow(words=2, delay_s=0.0)
+    assert _wait(events, worker.ask("again?")).reasoner == "slow test model"
+    assert sum(isinstance(e, EngineRecovered) for e in events) == 1
+
+
+def test_a_question_heard_goes_through_the_door(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+    box["reasoner"] = Slow(words=2, delay_s=0.0)
+    worker.offer(UtteranceTranscribed("utt-9", "Daybook, who has my umbrella?", at(14, 3),
+                                      at(14, 4), "speech", "test"))
+    worker.offer(UtteranceTranscribed("utt-10", "nice weather today", at(14, 5), at(14, 6),
+                                      "speech", "test"))
+    deadline = time.monotonic() + 5
+    while not any(isinstance(e, AnswerFinished) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    started = [e for e in events if isinstance(e, AnswerStarted)]
+    assert [(e.question, e.spoken) for e in started] == [("who has my umbrella", True)]
