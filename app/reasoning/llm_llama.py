@@ -9,7 +9,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from app.core.engine import EngineError, EngineProcess
 from app.core.errors import BackendUnavailableError, DaybookError
@@ -47,13 +47,13 @@ class LlamaBackend:
 
     def chat(self, messages: list[dict[str, str]], max_tokens: int,
              temperature: float = TEMPERATURE) -> Iterator[str]:
-        chunks = self.llm.create_chat_completion(
-            messages=messages, max_tokens=max_tokens, temperature=temperature, seed=SEED,
+        chunks: Any = self.llm.create_chat_completion(
+            messages=cast(Any, messages), max_tokens=max_tokens, temperature=temperature, seed=SEED,
             repeat_penalty=REPEAT_PENALTY, stream=True, logit_bias=self.logit_bias)
         for chunk in chunks:
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
-                yield piece
+                yield str(piece)
 
 
 def make_backend(model_path: str, n_ctx: int, n_threads: int,
