@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from app.memory.base import Moment
 from app.memory.embed_lexical import LexicalEmbedder
@@ -294,3 +295,106 @@ def test_a_question_about_a_whole_day_is_told_by_its_summaries(tmp_path: Path) -
     cites, _ = retriever.retrieve("what happened at 9:30 yesterday?",
                                   DAY + dt.timedelta(days=1, hours=10))
     assert all(c.moment.kind != "summary" for c in cites)  # an hour: the moments themselves
+
+
+# --- summaries written by the language model ----------------------------------------------------
+
+
+class _Writer:
+    """A language model that writes what it is told to (for the summariser's logic)."""
+
+    name = "test model"
+
+    def __init__(self, text: str, delay_s: float = 0.0) -> None:
+        self.text, self.delay_s = text, delay_s
+        self.prompts: list[list[dict[str, str]]] = []
+
+    def prepare(self, request):  # type: ignore[no-untyped-def]
+        raise AssertionError("the summariser builds its own prompt")
+
+    def stream(self, prompt, cancel):  # type: ignore[no-untyped-def]
+        import time
+
+        self.prompts.append(prompt.messages)
+        for word in self.text.split(" "):
+            time.sleep(self.delay_s)
+            if cancel.is_set():
+                return
+            yield word + " "
+
+    def close(self) -> None:
+        pass
+
+
+def _model_integrator(store: InMemoryStore, tmp_path: Path, writer: object):  # type: ignore[no-untyped-def]
+    import threading
+
+    from app.reasoning.summarise import BackgroundSlot, ModelSummariser
+
+    slot = BackgroundSlot(threading.Lock())
+    summariser = ModelSummariser(lambda: writer, lambda: slot)  # type: ignore[arg-type,return-value]
+    integrator = Integrator(store, LEX, tmp_path / "integrate.json", lambda e: None,
+                            now=lambda: at(12, 30), rewrite=summariser.rewrite)
+    return integrator, summariser, slot
+
+
+def test_a_model_in_use_writes_the_summaries_from_the_hours_moments(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    _fill(store)
+    writer = _Writer("The coffee machine broke and leaks, so the plumber needs a call.")
+    integrator, summariser, _ = _model_integrator(store, tmp_path, writer)
+    integrator.integrate_once()
+    hour = store.get([hour_id(at(9))])[0]
+    assert hour.text == ("09:00–10:00: The coffee machine broke and leaks, so the plumber needs "
+                         "a call.")
+    # The model saw that hour's moments, and only them.
+    notes = writer.prompts[0][1]["content"]
+    assert "call the plumber about the coffee machine leak" in notes
+    assert "Inception" not in notes
+    assert summariser.written >= 1
+
+
+def test_a_summary_that_invents_is_not_kept(tmp_path: Path) -> None:
+    store = InMemoryStore()
+    _fill(store)
+    writer = _Writer("The user flew to Paris with Maria at 7 and bought shoes.")
+    integrator, summariser, _ = _model_integrator(store, tmp_path, writer)
+    integrator.integrate_once()
+    hour = store.get([hour_id(at(9))])[0]
+    assert hour.text.startswith("09:00–10:00: about coffee, machine")  # the extractive one
+    assert summariser.rejected >= 1 and summariser.written == 0
+
+
+def test_a_question_takes_the_model_back_from_a_summary(tmp_path: Path) -> None:
+    import threading
+
+    store = InMemoryStore()
+    _fill(store)
+    writer = _Writer("The coffee machine broke " * 40, delay_s=0.02)
+    integrator, summariser, slot = _model_integrator(store, tmp_path, writer)
+    threading.Timer(0.2, slot.interrupt).start()  # what AnswerWorker.ask does
+    integrator.integrate_once()
+    hour = store.get([hour_id(at(9))])[0]
+    assert hour.text.startswith("09:00–10:00: about coffee, machine")
+    assert summariser.written <= 1  # the interrupted one was not
+
+
+@pytest.mark.slow
+def test_the_real_small_model_writes_through_the_same_path(tmp_path: Path) -> None:
+    """SmolLM2-135M through llama.cpp in its child process: its summary is kept only if it is
+    grounded; either way the hour has a summary and nothing is lost."""
+    from app.reasoning.llm_llama import LlamaReasoner
+    from tests.llm_model import smollm2
+
+    store = InMemoryStore()
+    _fill(store)
+    model = LlamaReasoner(smollm2(), context_tokens=2048, threads=2, max_tokens=60)
+    try:
+        integrator, summariser, _ = _model_integrator(store, tmp_path, model)
+        integrator.integrate_once()
+    finally:
+        model.close()
+    assert summariser.written + summariser.rejected >= 2  # it was asked (hours 9 and 11)
+    for hour in (at(9), at(11)):
+        text = store.get([hour_id(hour)])[0].text
+        assert text.startswith(f"{hour_id(hour)[-2:]}:00–")

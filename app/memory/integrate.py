@@ -2,9 +2,9 @@
 moments (kind "summary") that retrieval finds like any other and the timeline shows.
 
 IXC2.5-OmniLive compresses short-term memory into long-term memory. Here the summaries are
-extractive for now (what the hour was about: its most frequent content words, and the things
-said that carry them most; a day: its hours); the reasoning module will let a language model
-write them. A summary's id names its hour or day, so writing it again replaces it.
+extractive (what the hour was about: its most frequent content words, and the things said that
+carry them most; a day: its hours), and rewritten by the language model when one is in use
+(`rewrite`: app/reasoning/summarise.py, which keeps them grounded in the hour's moments). A summary's id names its hour or day, so writing it again replaces it.
 
 The integrator runs in the background. Its progress is a cursor (the end of the last hour
 integrated) in a small JSON file replaced atomically after each summary is stored, so a restart
@@ -16,6 +16,7 @@ deletions, put the hour back in the queue: a summary never keeps the words of a 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -37,6 +38,7 @@ SETTLE_S = 120.0  # an hour is integrated this long after it ended (late transcr
 POLL_S = 30.0
 MAX_QUOTES = 3
 MAX_QUOTE_CHARS = 160
+Rewrite = Callable[[Moment, Sequence[Moment]], "str | None"]
 
 
 def hour_id(t0_s: float) -> str:
@@ -116,7 +118,9 @@ class Integrator(threading.Thread):
     def __init__(self, store: MemoryStore, embedder: Embedder, state_path: Path,
                  emit: Callable[[object], None], *, now: Callable[[], float] | None = None,
                  poll_s: float = POLL_S, first_wait_s: float = 0.0,
-                 duty: float = 1.0) -> None:
+                 duty: float = 1.0, rewrite: Rewrite | None = None) -> None:
+        """`rewrite(summary, moments)`: the summary's text as a language model writes it
+        from those moments, or None to keep the extractive one (app/reasoning/summarise.py)."""
         super().__init__(name="integrate", daemon=True)
         self.store = store
         self.embedder = embedder
@@ -126,6 +130,7 @@ class Integrator(threading.Thread):
         self.poll_s = poll_s
         self.first_wait_s = first_wait_s
         self.duty = duty
+        self.rewrite = rewrite
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         self._redo: set[float] = set()  # hour starts to integrate again
@@ -228,7 +233,7 @@ class Integrator(threading.Thread):
     def _hour(self, hour: float) -> list[str]:
         end = hour_start(hour + HOUR_S + 1)
         moments = self.store.moments_between(hour, end)
-        summary = summarize_hour(moments, hour, end)
+        summary = self._rewritten(summarize_hour(moments, hour, end), moments)
         written = []
         if summary is None:
             self.store.delete([hour_id(hour)])
@@ -239,11 +244,23 @@ class Integrator(threading.Thread):
         day_t0, day_t1 = day_bounds(day)
         if end >= day_t1 or (written and self._day_done(day_t1)):
             hours = self.store.moments_between(day_t0, day_t1, kinds=("summary",))
-            day_summary = summarize_day(day, hours, day_t0, day_t1)
+            day_summary = self._rewritten(summarize_day(day, hours, day_t0, day_t1),
+                                          [h for h in hours if h.id.startswith("sum-hour-")])
             if day_summary is not None:
                 self._store(day_summary)
                 written.append(day_summary.id)
         return written
+
+    def _rewritten(self, summary: Moment | None, moments: Sequence[Moment]) -> Moment | None:
+        if summary is None or self.rewrite is None:
+            return summary
+        try:
+            text = self.rewrite(summary, moments)
+        except Exception:
+            log.exception("integration: rewriting %s failed; the extractive one is kept",
+                          summary.id)
+            return summary
+        return dataclasses.replace(summary, text=text) if text else summary
 
     def _day_done(self, day_t1: float) -> bool:
         return day_t1 <= hour_start(self.now() - SETTLE_S)

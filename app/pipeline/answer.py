@@ -38,6 +38,7 @@ from app.reasoning.extractive import ExtractiveReasoner
 from app.reasoning.instruction import addressed_question
 from app.reasoning.retrieve import Retriever
 from app.reasoning.sentences import SentenceSplitter
+from app.reasoning.summarise import BackgroundSlot
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class AnswerWorker(threading.Thread):
         self.interrupted = 0
         self.fell_back = 0
         self.generation = threading.Lock()  # held while a model generates (answers, summaries)
+        # Model time for background work (summaries); a question takes it back at once.
+        self.background_slot = BackgroundSlot(self.generation)
 
     # --- the door --------------------------------------------------------------------------
 
@@ -95,6 +98,7 @@ class AnswerWorker(threading.Thread):
         """Queue a question; whatever is being answered or waits is cancelled. Returns its id
         (AnswerStarted/Chunk/Sentence/Finished events carry it)."""
         q = Question(next(self._ids), text, spoken, after)
+        self.background_slot.interrupt()  # a summary being written gives way
         with self._lock:
             self._cancel_all()
             self._waiting.append(q)

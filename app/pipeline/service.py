@@ -48,6 +48,7 @@ from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus
 from app.reasoning.base import Answer, Citation, Reasoner
 from app.reasoning.retrieve import Retriever
+from app.reasoning.summarise import ModelSummariser
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +82,12 @@ class DaybookService:
                                    wake_name=cfg.assistant.wake_name, others=[LexicalEmbedder()])
         self.reembedder = Reembedder(self.store, self.embedder, self.bus.emit)
         # Hour and day summaries (long-term memory), in the background.
+        # When a language model is in use it writes them (grounded; questions come first).
+        self.summariser = ModelSummariser(lambda: self._reasoner,
+                                          lambda: self.answers.background_slot)
         self.integrator = Integrator(self.store, self.embedder, paths.memory / "integrate.json",
                                      self.bus.emit, first_wait_s=INTEGRATE_FIRST_WAIT_S,
-                                     duty=0.5)
+                                     duty=0.5, rewrite=self.summariser.rewrite)
         self.bus.subscribe(self.integrator.on_event)
         if background:
             self.reembedder.start()
