@@ -230,3 +230,21 @@ def test_a_refused_or_missing_server_gives_the_memorys_answer(
             else f"cannot reach the language model server at 127.0.0.1:{port} "
                  "(connection refused)")
     assert want in answer["note"]
+
+
+def test_a_model_imported_through_the_model_manager_is_used(tmp_path: Path) -> None:
+    """`backend = "auto"`: the extractive answer until a language model is installed, then
+    that model, without a restart (the window reloads after its Settings dialog)."""
+    from app.pipeline.service import DaybookService
+
+    svc = DaybookService(Config(), DataPaths(tmp_path / "data").ensure(), background=False)
+    try:
+        assert svc.reasoner.name == "extractive (no language model)"
+        assert not svc.reload_reasoner()  # nothing changed
+        svc.models.import_file(smollm2(), "llm", "smollm2-135m")
+        assert svc.reload_reasoner()
+        answer = svc.ask_and_wait("what did I say?", timeout_s=120)
+        assert answer.reasoner == "smollm2-135m (llama.cpp)" and answer.note is None
+        assert answer.citations == []  # an empty memory: nothing to cite
+    finally:
+        svc.close()

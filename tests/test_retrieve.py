@@ -61,7 +61,8 @@ def test_time_only_question_lists_the_range_including_clips(tmp_path: Path) -> N
     assert [c.moment.id for c in cites] == ["clip-0", "utt-0", "utt-1"]
     text = spoken_answer(Request("?", cites, scope.label, NOW.timestamp()))
     # A listing is unranked: its first two moments are said.
-    assert text == ("At 8:59 this morning I saw a scene; its key frame is with the answer. "
+    assert text == ("At 8:59 this morning I saw a scene, which I can show but not yet describe in "
+                    "words. "
                     "Also at 9:00 this morning you said: I left my keys in the kitchen drawer.")
 
 

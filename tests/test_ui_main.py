@@ -4,7 +4,9 @@ generated recording (ffmpeg video, espeak-ng speech, Silero VAD, Moonshine, Chro
 from __future__ import annotations
 
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from app.core.config import Config
 from app.core.paths import DataPaths
 from app.perception.fakes import EnergyVad, ScriptedTranscriber, always_speech
 from app.pipeline.service import DaybookService
+from app.reasoning.base import Prompt, Request
 from app.ui.app import replay_sources
 from app.ui.main_window import MainWindow
 from tests import mediagen, pulse
@@ -73,9 +76,12 @@ def test_preview_transcript_and_streamed_answer_on_fakes(window: MainWindow, qtb
     qid = window.ask("where is the spare key?")
     assert "thinking" in window.conversation.toPlainText()
     qtbot.waitUntil(lambda: window.exchanges[qid].done, timeout=10_000)
-    assert len(chunks) >= 2  # streamed in pieces, not all at once
+    # The extractive answer streams a sentence at a time (a token at a time from a language
+    # model: test_answer_streams_in_and_stop_interrupts_it).
+    assert chunks and "".join(chunks).strip() == window.exchanges[qid].answer
     text = window.conversation.toPlainText()
     assert "where is the spare key?" in text and "the spare key is under the blue pot" in text
+    assert "answered by extractive (no language model)" in text
     citation = window.exchanges[qid].citations[0]
     # Clicking the citation opens that moment in the timeline.
     with qtbot.waitSignal(window.timeline.momentOpened, timeout=5000) as opened:
@@ -162,6 +168,128 @@ def test_re_embedding_progress_shows_in_the_status_bar(window: MainWindow, qtbot
     window.service.bus.emit(MemoryReembedding("minilm-l6-int8", 1000, 1000, finished=True))
     qtbot.waitUntil(lambda: "searched by meaning" in window.statusBar().currentMessage(),
                     timeout=5_000)
+
+
+class FakeSlowReasoner:
+    """A language model that says a word every 50 ms for up to 5 s, stopping when told."""
+
+    name = "fake slow model (tests)"
+
+    def prepare(self, request: Request) -> Prompt:
+        return Prompt(request, [], request.citations)
+
+    def stream(self, prompt: Prompt, cancel: threading.Event) -> Iterator[str]:
+        for i in range(100):
+            if cancel.wait(0.05):
+                return
+            yield f"word{i} " + ("\n" if i % 10 == 9 else "")
+
+    def close(self) -> None:
+        pass
+
+
+def test_answer_streams_in_and_stop_interrupts_it(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """The pieces show as they are generated, on all their lines; Stop (and Escape in the
+    question field) ends the answer within a second, marked as stopped."""
+    from PySide6.QtCore import Qt
+
+    window.service._reasoner = FakeSlowReasoner()  # type: ignore[assignment]
+    assert not window.stop_button.isEnabled()
+    qid = window.ask("what did I say?")
+    qtbot.waitUntil(lambda: "word12" in window.conversation.toPlainText(), timeout=5_000)
+    text = window.conversation.toPlainText()
+    assert not window.exchanges[qid].done  # streamed in before the answer finished
+    assert "word0" in text and "word10" in text and "thinking" not in text  # every line
+    assert window.stop_button.isEnabled()
+    qtbot.mouseClick(window.stop_button, Qt.MouseButton.LeftButton)
+    t0 = time.perf_counter()
+    qtbot.waitUntil(lambda: window.exchanges[qid].done, timeout=5_000)
+    assert time.perf_counter() - t0 < 1.0
+    ex = window.exchanges[qid]
+    assert ex.interrupted and "word12" in ex.answer and "word99" not in ex.answer
+    assert ex.reasoner == FakeSlowReasoner.name
+    text = window.conversation.toPlainText()
+    assert "— stopped" in text and f"answered by {FakeSlowReasoner.name}" in text
+    assert not window.stop_button.isEnabled()
+    # Escape in the question field stops the next one.
+    qid = window.ask("and then?")
+    qtbot.waitUntil(lambda: "word2" in window.exchanges[qid].answer, timeout=5_000)
+    qtbot.waitUntil(window.stop_button.isEnabled, timeout=1_000)
+    qtbot.keyClick(window.question, Qt.Key.Key_Escape)
+    qtbot.waitUntil(lambda: window.exchanges[qid].done, timeout=5_000)
+    assert window.exchanges[qid].interrupted and not window.stop_button.isEnabled()
+
+
+def test_a_finished_answer_shows_whole_with_its_note_and_reasoner(window: MainWindow,
+                                                                   qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.core.events import AnswerChunk, AnswerFinished, AnswerStarted
+    from app.memory.base import Moment
+    from app.reasoning.base import Answer, Citation
+
+    moment = Moment("u1", "utterance", time.time() - 60, time.time() - 58,
+                    "I lent my blue umbrella to Peter.")
+    bus = window.service.bus
+    bus.emit(AnswerStarted(7, "where is my umbrella?", False, "a model"))
+    bus.emit(AnswerChunk(7, "First line.\nSecond"))
+    qtbot.waitUntil(lambda: "Second" in window.conversation.toPlainText(), timeout=5_000)
+    assert "First line.\nSecond" in window.conversation.toPlainText()
+    note = "cannot reach the language model server at 127.0.0.1:8080 (connection refused)"
+    bus.emit(AnswerFinished(7, Answer(
+        "where is my umbrella?", "You said: I lent my blue umbrella to Peter.\nThat was today.",
+        [Citation(moment, 0.9, None)], reasoner="extractive (no language model)", note=note)))
+    qtbot.waitUntil(lambda: window.exchanges[7].done, timeout=5_000)
+    text = window.conversation.toPlainText()
+    assert "You said: I lent my blue umbrella to Peter.\nThat was today." in text
+    assert f"The language model did not answer: {note}. This answer is from memory." in text
+    assert "heard \u201cI lent my blue umbrella to Peter.\u201d" in text  # the citation
+    assert text.rstrip().endswith("answered by extractive (no language model)")
+    assert "stopped" not in text
+
+
+def test_the_status_bar_names_what_answers(window: MainWindow) -> None:
+    assert "answers: extractive (no language model)" in window.models_label.text()
+    window.service._reasoner = FakeSlowReasoner()  # type: ignore[assignment]
+    window.refresh_status()
+    assert window.models_label.text().endswith(f"answers: {FakeSlowReasoner.name}")
+
+
+def test_settings_say_what_answers(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    """Settings › Models › In use: the language model's row names what answers now."""
+    from app.ui.settings import ModelsTab
+    from app.ui.tasks import TaskGroup
+
+    service = window.service
+    tab = ModelsTab(service, service.cfg, TaskGroup(), lambda _title, _question: True)
+    qtbot.addWidget(tab)
+    assert "extractive answers (no language model)  (no model installed" in tab.in_use.text()
+    service._reasoner = FakeSlowReasoner()  # type: ignore[assignment]
+    tab.refresh()
+    assert FakeSlowReasoner.name in tab.in_use.text()
+
+
+def test_a_language_model_failure_stays_in_the_banner_across_starts(window: MainWindow,
+                                                                    qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.core.events import EngineFailed, EngineRecovered
+
+    window.service.bus.emit(EngineFailed("language model", "cannot reach the language model "
+                                         "server at 127.0.0.1:8080 (connection refused)"))
+    qtbot.waitUntil(window.banner.isVisible, timeout=5_000)
+    text = window.banner_text.text()
+    assert "The language model does not answer: cannot reach" in text
+    assert "answered from memory" in text
+    window.start_recording("fakes", lambda: (None, None, []))  # a new start keeps it
+    qtbot.waitUntil(lambda: window.control.state == "idle", timeout=10_000)
+    assert "The language model does not answer" in window.banner_text.text()
+    window.service.bus.emit(EngineRecovered("language model"))
+    qtbot.waitUntil(lambda: "language model" not in window.banner_text.text(), timeout=5_000)
+
+
+def test_saved_settings_reach_the_service(window: MainWindow) -> None:
+    cfg = window.service.cfg.replace(assistant={"wake_name": "Jarvis"}, reasoning={"top_k": 3})
+    window._config_saved(cfg)
+    assert window.service.cfg is cfg
+    assert window.service.retriever.wake_name == "Jarvis" and window.service.retriever.cfg.top_k == 3
+    assert "“Jarvis”" in window.conversation.toPlainText()  # the welcome names it
 
 
 def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -222,6 +222,14 @@ def make_reasoner(cfg: Config, manager: ModelManager | None = None, *,
     return local
 
 
+def llm_file_for(cfg: Config, manager: ModelManager | None) -> Path | None:
+    """The GGUF `make_reasoner` would load for this config and these installed models."""
+    r = cfg.reasoning
+    if r.backend not in ("auto", "llama"):
+        return None
+    return _llm_file(r.model if r.backend == "llama" else "", manager)[0]
+
+
 def llm_threads(cfg: Config) -> int:
     """llama.cpp's threads: as configured, else every core but one (the pipeline's)."""
     import os

@@ -123,6 +123,24 @@ class DaybookService:
                 self._reasoner = make_reasoner(self.cfg, self.models, on_event=self.bus.emit)
             return self._reasoner
 
+    def reload_reasoner(self) -> bool:
+        """Models were downloaded, imported or removed: when that changes which language model
+        `[reasoning]` picks, the new one is loaded (in the background). True when it did."""
+        from app.pipeline.factory import llm_file_for
+
+        with self._reasoner_lock:
+            current = self._reasoner
+        wanted = llm_file_for(self.cfg, self.models)
+        if current is None or getattr(current, "model_path", None) == wanted:
+            return False
+        with self._reasoner_lock:
+            previous, self._reasoner = self._reasoner, None
+        if previous is not None:
+            log.info("installed models changed: %s is replaced", previous.name)
+            threading.Thread(target=previous.close, name="close-reasoner", daemon=True).start()
+        self.reasoner  # noqa: B018 (loads the new one now, in the background)
+        return True
+
     def apply_config(self, cfg: Config) -> None:
         """Settings changed (in the window): every part that reads them gets the new ones.
         The devices and the recogniser are the caller's to restart (see MainWindow)."""

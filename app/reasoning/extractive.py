@@ -39,7 +39,7 @@ def say_moment(m: Moment, now_s: float) -> str:
         return f"{_cap(when)}, in summary: {_sentence(m.text)}"
     if m.text:
         return f"{_cap(when)} I saw {_sentence(m.text)}"
-    return f"{_cap(when)} I saw a scene; its key frame is with the answer."
+    return f"{_cap(when)} I saw a scene, which I can show but not yet describe in words."
 
 
 def spoken_answer(request: Request) -> str:

@@ -78,6 +78,7 @@ class LlamaReasoner:
             info = check_llm(model_path)  # before any native code sees it
         except DaybookError as exc:
             raise BackendUnavailableError(f"the language model {model_path.name}: {exc}") from exc
+        self.model_path = model_path
         trained = info.context_length or context_tokens
         self.context_tokens = min(context_tokens, trained)
         self.max_tokens = max_tokens

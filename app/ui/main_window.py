@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import psutil
-from PySide6.QtCore import QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QIcon, QImage, QKeySequence, QPixmap
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QIcon, QImage, QKeyEvent, QKeySequence, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -57,6 +57,7 @@ from app.core.events import (
 )
 from app.core.timefmt import local_day, local_dt
 from app.models.selection import describe_choices
+from app.pipeline.answer import LLM_ENGINE
 from app.pipeline.service import DaybookService
 from app.reasoning.base import Answer
 from app.reasoning.extractive import summary_span
@@ -69,6 +70,8 @@ from app.ui.transcript import TranscriptModel
 
 log = logging.getLogger(__name__)
 ICON = Path(__file__).resolve().parents[2] / "resources" / "daybook.svg"
+RENDER_MS = 40  # the conversation is redrawn at most this often while an answer streams
+NOTE_STYLE = "color:#808080; font-size:small"
 
 
 @dataclass
@@ -78,6 +81,9 @@ class Exchange:
     done: bool = False
     citations: list[Any] = field(default_factory=list)
     spoken: bool = False  # heard through the microphone (addressed by the wake name)
+    reasoner: str = ""  # what answers (AnswerStarted), then what did (AnswerFinished)
+    interrupted: bool = False  # stopped before its end (Stop, Escape, a newer question)
+    note: str | None = None  # why the language model did not answer, when it did not
 
 
 class MainWindow(QMainWindow):
@@ -97,6 +103,12 @@ class MainWindow(QMainWindow):
         self._choices: dict[str, str] | None = None
         self._process = psutil.Process()
         self._process.cpu_percent(None)
+        # Pieces of an answer arrive a token at a time: the conversation is redrawn at most
+        # every RENDER_MS meanwhile, not once per token.
+        self._render_timer = QTimer(self)
+        self._render_timer.setSingleShot(True)
+        self._render_timer.setInterval(RENDER_MS)
+        self._render_timer.timeout.connect(self._render_conversation)
 
         self.tabs = QTabWidget()
         self.setCentralWidget(self.tabs)
@@ -171,10 +183,16 @@ class MainWindow(QMainWindow):
         self.question = QLineEdit()
         self.question.setPlaceholderText("What did I have for breakfast?  (Enter to ask)")
         self.question.returnPressed.connect(self.ask)
+        self.question.installEventFilter(self)  # Escape stops the answer
         self.ask_button = QPushButton("Ask")
         self.ask_button.clicked.connect(self.ask)
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("Stop the answer being given (Esc)")
+        self.stop_button.setEnabled(False)
+        self.stop_button.clicked.connect(self.stop_answer)
         row.addWidget(self.question, 1)
         row.addWidget(self.ask_button)
+        row.addWidget(self.stop_button)
         right_layout.addLayout(row)
         split.addWidget(right)
         split.setSizes([700, 560])
@@ -252,7 +270,14 @@ class MainWindow(QMainWindow):
 
     def _on_failure(self, event: Any) -> None:
         """Failures stay in the banner until the event saying they are over (or a new start)."""
-        self.banner.on_event(event)
+        if isinstance(event, EngineFailed) and event.engine == LLM_ENGINE:
+            # Not restarted, but tried again with every question; until then answers come
+            # from memory (the extractive answer).
+            self.banner.report(f"The language model does not answer: {event.message}. "
+                               "Questions are answered from memory without it; it is tried "
+                               "again with each question.", f"{ENGINE}{LLM_ENGINE}")
+        else:
+            self.banner.on_event(event)
         if isinstance(event, EngineRecovered):
             self.statusBar().showMessage(f"The {event.engine} works again.", 8000)
         elif isinstance(event, MomentsKept) and event.count == 0:
@@ -293,28 +318,55 @@ class MainWindow(QMainWindow):
         self._render_conversation()
         return qid
 
+    def stop_answer(self) -> bool:
+        """Stop the answer being given (Stop, Escape); it ends marked as stopped."""
+        return self.service.stop_answer() if self.stop_button.isEnabled() else False
+
+    @property
+    def answering(self) -> bool:
+        """The last question asked (typed or said) is still being answered."""
+        return bool(self.exchanges) and not self.exchanges[max(self.exchanges)].done
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if (watched is self.question and event.type() == QEvent.Type.KeyPress
+                and isinstance(event, QKeyEvent) and event.key() == Qt.Key.Key_Escape
+                and self.stop_button.isEnabled()):
+            self.stop_answer()
+            return True
+        return super().eventFilter(watched, event)
+
     def _on_answer(self, event: Any) -> None:
         ex = self.exchanges.setdefault(event.question_id, Exchange(getattr(event, "question", "")))
-        if isinstance(event, AnswerStarted):
-            ex.spoken = event.spoken
-        elif isinstance(event, AnswerChunk):
+        if isinstance(event, AnswerChunk):
             ex.answer += event.text
+            if not self._render_timer.isActive():
+                self._render_timer.start()
+            return
+        if isinstance(event, AnswerStarted):
+            ex.spoken, ex.reasoner = event.spoken, event.reasoner
         elif isinstance(event, AnswerFinished):
             answer: Answer = event.answer  # type: ignore[assignment]
             ex.answer, ex.citations, ex.done = answer.text, answer.citations, True
+            ex.reasoner, ex.interrupted, ex.note = answer.reasoner, answer.interrupted, answer.note
         self._render_conversation()
 
     def _render_conversation(self) -> None:
+        self._render_timer.stop()
+        self.stop_button.setEnabled(self.answering)
         parts = []
         for ex in self.exchanges.values():
             who = "You (said):" if ex.spoken else "You:"
             parts.append(f"<p><b>{who}</b> {html.escape(ex.question)}</p>")
+            text = html.escape(ex.answer.strip()).replace("\n", "<br>")
             if not ex.done:
-                text = html.escape(ex.answer) or "<i>thinking…</i>"
-                parts.append(f"<p><b>Daybook:</b> {text.replace(chr(10), '<br>')}</p>")
+                parts.append(f"<p><b>Daybook:</b> {text or '<i>thinking…</i>'}</p>")
                 continue
-            head = html.escape(ex.answer.splitlines()[0]) if ex.answer else ""
-            lines = [f"<p><b>Daybook:</b> {head}</p>"]
+            if ex.interrupted:
+                text += " — <i>stopped</i>" if text else "<i>stopped</i>"
+            lines = [f"<p><b>Daybook:</b> {text}</p>"]
+            if ex.note:
+                lines.append(f"<p style='{NOTE_STYLE}'>The language model did not answer: "
+                             f"{html.escape(ex.note)}. This answer is from memory.</p>")
             if ex.citations:
                 lines.append("<ul>")
                 for c in ex.citations:
@@ -326,6 +378,9 @@ class MainWindow(QMainWindow):
                             if m.kind == "summary" else f"[{html.escape(m.sound)}]")
                     lines.append(f'<li><a href="moment:{m.id}">{when}</a> — {what}</li>')
                 lines.append("</ul>")
+            if ex.reasoner:
+                lines.append(f"<p style='{NOTE_STYLE}'>answered by {html.escape(ex.reasoner)}"
+                             "</p>")
             parts.append("".join(lines))
         self.conversation.setHtml("".join(parts) or self._welcome_html())
         bar = self.conversation.verticalScrollBar()
@@ -396,7 +451,12 @@ class MainWindow(QMainWindow):
             str(DEMO_DIR / "demo.mp4"), str(DEMO_DIR / "demo.wav")))
 
     def _started(self, started: Started) -> None:
-        self.banner.clear(START, SETUP, SOURCE, ENGINE)  # a new pipeline, new engines
+        # A new pipeline, new engines; the language model is not the pipeline's: its failure
+        # stays until it answers again.
+        self.banner.clear(START, SETUP, SOURCE)
+        for key in [k for k in self.banner.problems if k.startswith(ENGINE)]:
+            if key != f"{ENGINE}{LLM_ENGINE}":
+                self.banner.clear(key)
         if not (started.audio and started.video):  # else the notes are about models only
             for i, note in enumerate(started.problems):
                 self.banner.report(note, f"{SETUP}{i}")
@@ -426,14 +486,18 @@ class MainWindow(QMainWindow):
         dialog.exec()
         dialog.deleteLater()
         self._choices = None  # models may have been downloaded, imported or removed
+        BackgroundTasks.instance().run(self, self.service.reload_reasoner,
+                                       lambda _changed: self.refresh_status())
         self.refresh_status()
 
     def _config_saved(self, cfg: Any) -> None:
         # Settings take effect now (folders need a restart): new devices switch the pipeline
         # to them, unless a recording given on the command line is playing.
         devices_changed = cfg.capture != self.service.cfg.capture
-        self.service.cfg = cfg
+        self.service.apply_config(cfg)  # the wake name, search, the reasoner, summaries
         self._run_retention()
+        if not self.exchanges:
+            self.conversation.setHtml(self._welcome_html())  # it names the wake name
         self.incognito_action.setText(f"Incognito {cfg.privacy.incognito_minutes} min")
         if devices_changed and not self.control.key.startswith("replay"):
             self.start_live()
@@ -485,7 +549,7 @@ class MainWindow(QMainWindow):
         vad = backends.get("vad") or choices["vad"].split("  (")[0]
         self.models_label.setText(f"ASR: {asr} · VAD: {vad} · memory: "
                                   f"{self.service.embedder.name} · answers: "
-                                  f"{choices['llm'].split('  (')[0]}")
+                                  f"{self.service.reasoner.name}")  # what answers, loaded
         self.cpu_label.setText(f"CPU {self._process.cpu_percent(None):.0f}%")
         counters = status["counters"]
         self.backlog_label.setText(f"ASR backlog {counters.get('asr.depth', 0)}")
@@ -495,7 +559,7 @@ class MainWindow(QMainWindow):
         """The window goes at once; the pipeline drains and the service closes behind it
         (`control.closed` says when: the app quits then). Nothing captured is lost."""
         if self.control.state not in (pc.CLOSING, pc.CLOSED):
-            for timer in (self._status_timer, self._retention_timer):
+            for timer in (self._status_timer, self._retention_timer, self._render_timer):
                 timer.stop()
             if self.tray is not None:
                 self.tray.hide()

@@ -66,9 +66,10 @@ from app.core.units import fmt_bytes
 from app.models.catalog import ROLES, CatalogEntry, load_catalog
 from app.models.download import DownloadCancelled, DownloadError, Progress, part_path
 from app.models.manager import InstalledModel, ModelManager
-from app.models.selection import describe_choices
+from app.models.selection import EMBEDDED, describe_choices
 from app.models.validate import sniff_format
 from app.pipeline.service import DaybookService
+from app.reasoning.extractive import ExtractiveReasoner
 from app.ui.tasks import Report, TaskGroup
 
 log = logging.getLogger(__name__)
@@ -581,6 +582,8 @@ class ModelsTab(QWidget):
             choices = describe_choices(manager)
         except DaybookError as exc:
             choices = {"models": str(exc)}
+        if "llm" in choices:
+            choices["llm"] = _answers_with(self.service, choices["llm"])
         self.in_use.setText("<table>" + "".join(
             f"<tr><td style='padding-right:12px'><b>{ROLE_LABELS.get(role, role)}</b></td>"
             f"<td>{_html(text)}</td></tr>" for role, text in choices.items()) + "</table>")
@@ -817,6 +820,18 @@ def _manager_problem() -> str:
     except DaybookError as exc:
         return str(exc)
     return "the models folder could not be opened (see the log)"
+
+
+def _answers_with(service: DaybookService, described: str) -> str:
+    """The language model's row: what answers questions now; for the extractive answer, why."""
+    reasoner = service.reasoner
+    if not isinstance(reasoner, ExtractiveReasoner):
+        return reasoner.name
+    if described.startswith(EMBEDDED["llm"]):  # no model it can run, and why
+        return described
+    why = ("[reasoning] backend is “extractive”" if service.cfg.reasoning.backend == "extractive"
+           else "not loaded: restart Daybook, or see the log")
+    return f"{EMBEDDED['llm']}  ({described} is installed; {why})"
 
 
 def _html(text: str) -> str:
