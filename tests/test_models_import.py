@@ -167,7 +167,7 @@ def test_models_cli(files: dict[str, Path], tmp_path: Path) -> None:
     assert names["tiny-llama"]["installed"] and names["whisper-base.en"]["default"]
     assert not names["whisper-base.en"]["installed"]
     assert "moonshine" in listing["in_use"]["asr"] and "built in" in listing["in_use"]["asr"]
-    assert "tiny-llama is installed" in listing["in_use"]["llm"]
+    assert listing["in_use"]["llm"] == "tiny-llama"  # an imported GGUF answers questions now
     res = run_cli("models", "import", str(tmp_path / "nope.gguf"), "--role", "llm",
                   data_dir=tmp_path)
     assert res.code != 0 and "model file not found" in res.err and "Traceback" not in res.err

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from app.core.errors import BackendUnavailableError, DaybookError
+from app.core.ort import new_session
 from app.models import wheels
 
 if TYPE_CHECKING:
@@ -204,8 +205,7 @@ class MiniLMEmbedder:
         opts.enable_cpu_mem_arena = False
         opts.log_severity_level = 3
         try:
-            self._session = ort.InferenceSession(str(model_path), opts,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = new_session(ort, str(model_path), opts)
         except Exception as exc:  # onnxruntime raises its own exception types
             raise BackendUnavailableError(
                 f"onnxruntime cannot load the MiniLM model {model_path}: {exc}") from exc

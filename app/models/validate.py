@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 from app.core.errors import DaybookError, InputError
+from app.core.ort import new_session
 
 GGUF_MAGIC = b"GGUF"
 WHISPER_MAGIC = 0x67676D6C  # "ggml", little-endian u32
@@ -172,7 +173,7 @@ def _check_onnx(path: Path, size: int) -> None:
     options = ort.SessionOptions()
     options.log_severity_level = 4
     try:
-        ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        new_session(ort, str(path), options)
     except Exception as exc:
         message = str(exc).splitlines()[0][:200]
         raise ModelFileError(f"{path.name}: not a loadable ONNX model ({message})") from exc

@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from app.core.errors import BackendUnavailableError
+from app.core.ort import new_session
 from app.models import wheels
 from app.perception.hallucination import guard_transcript
 from app.perception.name_check import NameCheck, Vocabulary, check_name
@@ -290,8 +291,7 @@ class MoonshineTranscriber:
     @staticmethod
     def _session(ort: Any, path: Path, options: Any, what: str) -> Any:
         try:
-            return ort.InferenceSession(str(path), sess_options=options,
-                                        providers=["CPUExecutionProvider"])
+            return new_session(ort, str(path), options)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/...
             raise BackendUnavailableError(
                 f"the Moonshine {what} {path} could not be loaded by onnxruntime "

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.errors import BackendUnavailableError
+from app.core.ort import new_session
 
 WINDOW = 512
 CONTEXT = 64
@@ -29,8 +30,7 @@ class SileroVad:
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
-        self._session = ort.InferenceSession(str(model_path), sess_options=options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = new_session(ort, str(model_path), options)
         self.name = f"silero ({model_path.name})"
         self.threshold = threshold
         self._state = np.zeros((2, 1, 128), np.float32)

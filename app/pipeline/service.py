@@ -75,7 +75,9 @@ class DaybookService:
         # Utterances whose recognition failed, shared by every pipeline this service runs.
         self.spool = UntranscribedSpool(untranscribed_dir(paths))
         self.models = model_manager(cfg, paths)
-        self.embedder = make_embedder(cfg, self.models, background=True)  # the window shows
+        # With the store in the background (the window), the embedder loads in a thread too;
+        # a command loads it first (a process ending while onnxruntime loads in a thread aborts).
+        self.embedder = make_embedder(cfg, self.models, background=open_store_in_background)
         # The lexical embedder answers for a data dir from before (its vectors) while the
         # configured one's are built in the background.
         self.retriever = Retriever(self.store, self.embedder, self.key_frames, cfg.reasoning,
