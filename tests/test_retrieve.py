@@ -4,15 +4,16 @@ import datetime as dt
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from app.core.config import ReasoningConfig
-from app.memory.base import Moment
+from app.memory.base import Hit, Moment
 from app.memory.embed_lexical import LexicalEmbedder
 from app.memory.fakes import InMemoryStore
 from app.memory.keyframes import KeyFrameDir
 from app.reasoning.base import Request
 from app.reasoning.extractive import spoken_answer
-from app.reasoning.retrieve import Retriever
+from app.reasoning.retrieve import Retriever, asks_for, fuse, holds
 
 MORNING = dt.datetime(2026, 11, 24, 9, 0).timestamp()
 NOW = dt.datetime(2026, 11, 24, 15, 0)
@@ -120,13 +121,13 @@ def test_questions_said_to_the_assistant_answer_nothing(tmp_path: Path) -> None:
     itself, nor to a later question like it."""
     retriever, keys = _setup(tmp_path)
     e = retriever.embedder
-    asked = "computer where are my keys"
+    asked = "computer did I lose my keys"
     retriever.store.add([(Moment("utt-q", "utterance", MORNING + 60, MORNING + 62, asked),
                           e.embed([asked])[0])], e.name)
     plain = Retriever(retriever.store, e, keys, ReasoningConfig())
-    assert plain.retrieve("where are my keys", NOW)[0][0].moment.id == "utt-q"  # the trap
+    assert plain.retrieve("did I lose my keys", NOW)[0][0].moment.id == "utt-q"  # the trap
     minding = Retriever(retriever.store, e, keys, ReasoningConfig(), wake_name="Computer")
-    cites, _ = minding.retrieve("where are my keys", NOW)
+    cites, _ = minding.retrieve("did I lose my keys", NOW)
     assert {c.moment.id for c in cites} == {"utt-0", "utt-2"}
     cites, _ = minding.retrieve("what happened this morning?", NOW)  # listing a range too
     assert "utt-q" not in [c.moment.id for c in cites]
@@ -145,3 +146,47 @@ def test_a_question_the_recogniser_heard_asked_of_the_name_answers_nothing(
     minding = Retriever(retriever.store, e, keys, ReasoningConfig(), wake_name="Daybook")
     cites, _ = minding.retrieve("where are my keys", NOW)
     assert "utt-q" not in {c.moment.id for c in cites} and cites
+
+
+@pytest.mark.parametrize(("question", "kind"), [
+    ("when am I seeing the dentist?", "time"), ("what time does the train leave", "time"),
+    ("where did I put my keys?", "place"), ("who has my umbrella?", "person"),
+    ("what's the name of the new neighbour?", "person"), ("how many eggs do we need?", "number"),
+    ("what's the code to get on the internet?", "number"),
+    ("what should I buy at the shop?", None), ("did I call the plumber?", None),
+])
+def test_what_a_question_asks_for(question: str, kind: str | None) -> None:
+    assert asks_for(question) == kind
+
+
+@pytest.mark.parametrize(("kind", "text", "held"), [
+    ("time", "the dentist appointment moved to Friday at ten", True),
+    ("time", "the meeting is at 3 pm", True),
+    ("time", "the dentist's waiting room always smells of mint", False),
+    ("place", "my keys are in the blue bowl by the door", True),
+    ("place", "keys are annoying", False),
+    ("person", "I lent my blue umbrella to Peter", True),
+    ("person", "my neighbour borrowed the ladder", True),
+    ("person", "The umbrella is blue", False),
+    ("number", "the wifi password is tiger42", True),
+    ("number", "the gate code is four four seven one", True),
+    ("number", "the router is in the hall", False),
+])
+def test_what_a_moment_holds(kind: str, text: str, held: bool) -> None:
+    assert holds(kind, text) is held
+
+
+def test_among_close_matches_the_one_that_holds_the_answer_comes_first() -> None:
+    """Both mention the dentist and the room ranks first; the question asks when: the one with
+    a day and a time wins. One far below does not jump the queue."""
+    room = Moment("utt-room", "utterance", MORNING, MORNING + 3,
+                  "the dentist's waiting room always smells of mint")
+    date = Moment("utt-date", "utterance", MORNING - 60, MORNING - 57,
+                  "the dentist appointment moved to Friday at ten")
+    others = [Moment(f"utt-{i}", "utterance", MORNING + i, MORNING + i + 1, f"thing {i}")
+              for i in range(1, 12)]
+    ranking = [Hit(room, 0.9), Hit(date, 0.85)]
+    assert [m.id for _, m in fuse([(1.0, ranking)], None)][:2] == ["utt-room", "utt-date"]
+    assert [m.id for _, m in fuse([(1.0, ranking)], None, "time")][:2] == ["utt-date", "utt-room"]
+    far = [Hit(m, 0.9) for m in [room, *others]] + [Hit(date, 0.5)]
+    assert fuse([(1.0, far)], None, "time")[0][1].id == "utt-room"
