@@ -138,7 +138,8 @@ class ReasoningConfig:
                "server, Ollama, vLLM)"})
     api_key_env: str = _opt("DAYBOOK_LLM_API_KEY",
                             doc="the environment variable holding the server's API key, if any")
-    threads: int = _opt(0, lo=0, hi=256, doc="llama.cpp threads; 0: all cores but one")
+    threads: int = _opt(0, lo=0, hi=256, doc="llama.cpp threads; 0: one a core (at most 8), "
+                        "at a lower priority than the app")
     max_tokens: int = _opt(160, lo=16, hi=4096, doc="the longest answer, in tokens")
     context_tokens: int = _opt(4096, lo=512, hi=131_072,
                                doc="the prompt and answer together, at most (and the model's own "

@@ -231,10 +231,13 @@ def llm_file_for(cfg: Config, manager: ModelManager | None) -> Path | None:
 
 
 def llm_threads(cfg: Config) -> int:
-    """llama.cpp's threads: as configured, else every core but one (the pipeline's)."""
+    """llama.cpp's threads: as configured, else one a core (at most 8: more rarely helps). The
+    model's process runs at a lower priority (app/reasoning/llm_llama.py), so capture and the
+    window still get a core when they need one. Measured by bench/reason.py on 2 cores
+    (SmolLM2-135M): first token 1.1 s and 58 tokens/s with 2 threads, 1.9 s and 41 with 1."""
     import os
 
-    return cfg.reasoning.threads or max(1, (os.cpu_count() or 2) - 1)
+    return cfg.reasoning.threads or max(1, min(8, os.cpu_count() or 2))
 
 
 def _llm_file(wanted: str, manager: ModelManager | None) -> tuple[Path | None, str, str]:

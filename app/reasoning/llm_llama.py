@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 TEMPERATURE = 0.2
 REPEAT_PENALTY = 1.15
 SEED = 7
+NICE = 5  # the model's process runs this much below the app (POSIX nice)
 
 
 class LlamaBackend:
@@ -31,6 +32,8 @@ class LlamaBackend:
     def __init__(self, model_path: str, n_ctx: int, n_threads: int,
                  logit_bias: dict[int, float] | None = None) -> None:
         import llama_cpp
+
+        _lower_priority()
 
         self.llm = llama_cpp.Llama(
             model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
@@ -54,6 +57,21 @@ class LlamaBackend:
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
                 yield str(piece)
+
+
+def _lower_priority() -> None:
+    """The model uses every core when they are free, and gives way to capture and the window
+    when they are not (it runs in its own process: only it is affected)."""
+    import psutil
+
+    try:
+        me = psutil.Process()
+        if hasattr(psutil, "BELOW_NORMAL_PRIORITY_CLASS"):  # Windows
+            me.nice(psutil.BELOW_NORMAL_PRIORITY_CLASS)
+        else:
+            me.nice(min(19, me.nice() + NICE))
+    except (OSError, psutil.Error) as exc:
+        log.debug("cannot lower the model's priority: %s", exc)
 
 
 def make_backend(model_path: str, n_ctx: int, n_threads: int,
