@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -216,6 +216,13 @@ def _wait(events: list[object], qid: int, timeout_s: float = 10.0) -> Answer:
     raise AssertionError(f"question {qid} was not answered in {timeout_s} s")
 
 
+def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def test_an_answer_streams_in_pieces_and_sentences(stage) -> None:  # type: ignore[no-untyped-def]
     worker, events, box = stage
     box["reasoner"] = Slow(words=6, delay_s=0.0)
@@ -237,9 +244,7 @@ def test_a_new_question_cancels_the_running_answer_between_tokens(stage) -> None
     slow = Slow(words=1000, delay_s=0.02)
     box["reasoner"] = slow
     first = worker.ask("who has my umbrella?")
-    deadline = time.monotonic() + 5
-    while not any(isinstance(e, AnswerChunk) for e in events) and time.monotonic() < deadline:
-        time.sleep(0.005)
+    _until(lambda: any(isinstance(e, AnswerChunk) for e in events))
     box["reasoner"] = Slow(words=3, delay_s=0.0)  # for the second (the first has its own)
     second = worker.ask("who has my umbrella, again?")
     stopped = _wait(events, first)
@@ -258,9 +263,7 @@ def test_stop_ends_the_answer_within_one_token(stage) -> None:  # type: ignore[n
     slow = Slow(words=1000, delay_s=0.05)
     box["reasoner"] = slow
     qid = worker.ask("who has my umbrella?")
-    deadline = time.monotonic() + 5
-    while slow.made < 2 and time.monotonic() < deadline:
-        time.sleep(0.005)
+    _until(lambda: slow.made >= 2)
     made_at_stop = slow.made
     assert worker.stop_answer()
     answer = _wait(events, qid)
@@ -294,8 +297,6 @@ def test_a_question_heard_goes_through_the_door(stage) -> None:  # type: ignore[
                                       at(14, 4), "speech", "test"))
     worker.offer(UtteranceTranscribed("utt-10", "nice weather today", at(14, 5), at(14, 6),
                                       "speech", "test"))
-    deadline = time.monotonic() + 5
-    while not any(isinstance(e, AnswerFinished) for e in events) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    _until(lambda: any(isinstance(e, AnswerFinished) for e in events))
     started = [e for e in events if isinstance(e, AnswerStarted)]
     assert [(e.question, e.spoken) for e in started] == [("who has my umbrella", True)]

@@ -69,8 +69,9 @@ class VideoConfig:
     jpeg_quality: int = _opt(75, lo=10, hi=100)
 
 
-def _server_url_problem(url: str) -> str | None:
-    """Why `url` is not a server address, http(s)://host[:port]; None when it is (or empty)."""
+def _url_problem(url: str, *, path: bool) -> str | None:
+    """Why `url` is not http(s)://host[:port] (with a `path` when allowed); None when it is
+    (or empty)."""
     if not url:
         return None
     from urllib.parse import urlsplit
@@ -81,10 +82,20 @@ def _server_url_problem(url: str) -> str | None:
     except ValueError:
         parts = None
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or parts.path not in ("", "/") or parts.query or parts.fragment
+            or (not path and parts.path not in ("", "/")) or parts.query or parts.fragment
             or parts.netloc.endswith(":")):
-        return f"{url!r} is not a server address (want http://host:port or https://host:port)"
+        want = "http://host:port/v1 or https://host:port/v1" if path else \
+            "http://host:port or https://host:port"
+        return f"{url!r} is not a server address (want {want})"
     return None
+
+
+def _server_url_problem(url: str) -> str | None:
+    return _url_problem(url, path=False)
+
+
+def _api_url_problem(url: str) -> str | None:
+    return _url_problem(url, path=True)
 
 
 @dataclass(frozen=True)
@@ -101,24 +112,6 @@ class MemoryConfig:
         "check": _server_url_problem,
         "doc": "a Chroma server (http://host:port); empty for the embedded database in the "
                "data dir"})
-
-
-def _api_url_problem(url: str) -> str | None:
-    """Why `url` is not an API address, http(s)://host[:port][/path]; None when it is."""
-    if not url:
-        return None
-    from urllib.parse import urlsplit
-
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 (raises ValueError for a port that is not a number < 65536)
-    except ValueError:
-        parts = None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or parts.query or parts.fragment or parts.netloc.endswith(":")):
-        return (f"{url!r} is not a server address (want http://host:port/v1 or "
-                "https://host:port/v1)")
-    return None
 
 
 @dataclass(frozen=True)
