@@ -277,6 +277,7 @@ def test_a_language_model_failure_stays_in_the_banner_across_starts(window: Main
     text = window.banner_text.text()
     assert "The language model does not answer: cannot reach" in text
     assert "answered from memory" in text
+    assert window.demo_button.isHidden()  # the demo is for missing input, not a missing model
     window.start_recording("fakes", lambda: (None, None, []))  # a new start keeps it
     qtbot.waitUntil(lambda: window.control.state == "idle", timeout=10_000)
     assert "The language model does not answer" in window.banner_text.text()

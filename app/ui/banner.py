@@ -99,7 +99,9 @@ class ProblemBanner(QFrame):
         head = ("Daybook is not recording." if START in self.problems
                 else "Daybook is running with what it has.")
         hint = ""
-        if any(k.startswith((SETUP, SOURCE)) for k in self.problems):
+        missing_input = any(k.startswith((SETUP, SOURCE)) for k in self.problems)
+        self.demo_button.setVisible(missing_input)  # the demo stands in for missing input only
+        if missing_input:
             hint = ("Connect a camera or microphone (Settings → Devices), download better "
                     "models (Settings → Models), or play the demo recording to see the "
                     "timeline fill and ask questions right away.")
