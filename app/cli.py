@@ -236,7 +236,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     with open_session(args, records=False) as s:
-        answer = s.service.ask_and_wait(args.question, on_chunk=show if streaming else None)
+        # Each step has its own time limit; this one only guards against the unforeseen.
+        answer = s.service.ask_and_wait(args.question, on_chunk=show if streaming else None,
+                                        timeout_s=3 * s.cfg.reasoning.timeout_s + 60)
         citations = answer.citations
         # The question's text only at DEBUG (privacy), its length at INFO.
         log.debug("asked %r", args.question)

@@ -290,6 +290,19 @@ def test_a_failing_model_gives_the_extractive_answer_and_says_why(stage) -> None
     assert sum(isinstance(e, EngineRecovered) for e in events) == 1
 
 
+def test_a_bug_in_a_reasoner_still_ends_in_an_answer(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+
+    class Broken(Slow):
+        def prepare(self, request: Request) -> Prompt:
+            raise KeyError("choices")
+
+    box["reasoner"] = Broken()
+    answer = _wait(events, worker.ask("who has my umbrella?"))
+    assert answer.reasoner == "extractive (no language model)" and "umbrella" in answer.text
+    assert answer.note == "the language model failed: KeyError: 'choices'"
+
+
 def test_a_question_heard_goes_through_the_door(stage) -> None:  # type: ignore[no-untyped-def]
     worker, events, box = stage
     box["reasoner"] = Slow(words=2, delay_s=0.0)

@@ -178,10 +178,12 @@ class AnswerWorker(threading.Thread):
             if self._llm_down and reasoner is not self.fallback and not q.cancel.is_set():
                 self._llm_down = False
                 self.bus.emit(EngineRecovered(LLM_ENGINE))
-        except ReasonerError as exc:
-            note = str(exc)
+        except Exception as exc:  # ReasonerError; anything else is a bug, answered all the same
+            note = str(exc) if isinstance(exc, ReasonerError) else (
+                f"the language model failed: {type(exc).__name__}: {exc}")
             self.fell_back += 1
-            log.warning("question %d: %s; answering from memory without it", q.id, note)
+            log.warning("question %d: %s; answering from memory without it", q.id, note,
+                        exc_info=not isinstance(exc, ReasonerError))
             if not self._llm_down:
                 self._llm_down = True
                 self.bus.emit(EngineFailed(LLM_ENGINE, note, restarting=False))
