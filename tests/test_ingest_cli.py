@@ -136,3 +136,14 @@ def test_json_summary_is_the_only_stdout(media: Media, tmp_path: Path) -> None:
     res = run_cli("ingest", "--audio", str(media.wav), "--json", data_dir=tmp_path)
     assert res.code == 0, res.err
     json.loads(res.out)  # nothing else was printed to stdout
+
+
+def test_ask_says_the_answer_then_what_it_remembered(ingested: tuple[Path, dict]) -> None:
+    data_dir, _ = ingested
+    res = run_cli("ask", "what did I have for breakfast?", data_dir=data_dir)
+    assert res.code == 0, res.err
+    lines = res.out.splitlines()
+    assert " you said: " in lines[0] and "breakfast" in lines[0]  # one spoken sentence
+    assert lines[1] == "Remembered:"
+    assert lines[2].startswith("  - 2026-11-20 ") and "heard: \u201c" in lines[2]
+    assert any(line.strip().startswith("key frame: ") for line in lines[3:])
