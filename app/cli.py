@@ -236,9 +236,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     with open_session(args, records=False) as s:
+        spoken = None
+        if args.speak:
+            speaker = s.service.open_voice()
+            if not speaker.available:
+                print(f"daybook: answers cannot be said here: {speaker.reason}", file=sys.stderr)
+            s.service.voice.speak_next()
+            spoken = _SpokenWaiter(s.service.bus)
         # Each step has its own time limit; this one only guards against the unforeseen.
         answer = s.service.ask_and_wait(args.question, on_chunk=show if streaming else None,
                                         timeout_s=3 * s.cfg.reasoning.timeout_s + 60)
+        if spoken is not None and s.service.voice.speaker.available:
+            spoken.wait(60.0 + len(answer.text) / 5)  # ≈10 characters a second, and more
         citations = answer.citations
         # The question's text only at DEBUG (privacy), its length at INFO.
         log.debug("asked %r", args.question)
@@ -257,6 +266,71 @@ def cmd_ask(args: argparse.Namespace) -> int:
         if c.thumbnail:
             print(f"    key frame: {c.thumbnail}")
     return ExitCode.OK
+
+
+class _SpokenWaiter:
+    """Waits until an answer has been said (AnswerSpoken)."""
+
+    def __init__(self, bus: Any) -> None:
+        from app.core.events import AnswerSpoken
+
+        self._done = threading.Event()
+        self._kind = AnswerSpoken
+        bus.subscribe(self._on)
+
+    def _on(self, event: object) -> None:
+        if isinstance(event, self._kind):
+            self._done.set()
+
+    def wait(self, timeout_s: float) -> bool:
+        return self._done.wait(timeout_s)
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    """The voice loop without a window: hears, remembers, answers the wake name out loud."""
+    from app.core.events import AnswerFinished, AnswerSpoken, BargeIn, UtteranceTranscribed
+    from app.pipeline.factory import open_live_sources
+
+    with open_session(args, background=True) as s:
+        cfg = s.cfg
+        camera = "" if args.camera is None else args.camera
+        microphone = cfg.capture.microphone if args.microphone is None else args.microphone
+        audio, video, problems = open_live_sources(cfg, camera=camera, microphone=microphone)
+        if audio is None:
+            raise InputError("nothing to listen to: no microphone could be opened (see above)")
+        speaker = s.service.open_voice()
+        name = cfg.assistant.wake_name
+
+        def say(line: str) -> None:
+            print(line, flush=True)
+
+        def show(event: object) -> None:
+            if isinstance(event, UtteranceTranscribed) and event.text and not event.retry:
+                say(f"heard: {event.text}")
+            elif isinstance(event, AnswerFinished):
+                a = event.answer
+                say(f"{name}: {getattr(a, 'text', '')}"
+                    + (" [stopped]" if getattr(a, "interrupted", False) else ""))
+            elif isinstance(event, BargeIn):
+                say(f"(you spoke over answer {event.question_id}: stopped)")
+            elif isinstance(event, AnswerSpoken) and event.interrupted:
+                say(f"(said before it was stopped: {event.said or 'nothing'})")
+
+        s.service.bus.subscribe(show)
+
+        def started(ok: bool) -> None:
+            voice = (f"answers are said by {speaker.name}" if speaker.available
+                     else f"answers are shown only ({speaker.reason})")
+            print(f"daybook: listening on {audio.name}; ask “{name}, …”; {voice}; Ctrl-C stops"
+                  if ok else f"daybook: warning: {audio.name} did not start delivering; see the "
+                  "log", file=sys.stderr, flush=True)
+
+        pipe = s.service.build(audio=audio, video=video)
+        summary = _run(pipe, total_s=None, duration_s=args.duration, on_started=started)
+        summary["missing"] = problems
+        summary["voice"] = {"speaker": speaker.name, "barge_ins": s.service.voice.barge_ins,
+                            "answered": s.service.answers.answered}
+    return _report(summary, args.json, "Listened", source_failed=ExitCode.FAILURE)
 
 
 def _moment_line(m: Any) -> str:
@@ -504,7 +578,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", parents=[common], help="ask what happened")
     p.add_argument("question")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--speak", action="store_true", help="also say the answer out loud")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("listen", parents=[common],
+                       help="the voice loop, no window: hears, remembers, answers out loud")
+    p.add_argument("--microphone", help='input device name or index (default: [capture])')
+    p.add_argument("--camera", help='also record a camera (index, file or stream URL)')
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    p.set_defaults(func=cmd_listen)
 
     p = sub.add_parser("models", parents=[common], help="list, download, import, remove models")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)

@@ -48,6 +48,7 @@ BLOCK_SAMPLES = RATE_HZ * BLOCK_MS // 1000
 _FEEDER = r"""
 import fcntl, os, sys, threading, time
 fifo, block_bytes, block_s = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+room = sys.argv[4] if len(sys.argv) > 4 else ""
 # The daemon holds the FIFO open read-write, so this does not block; O_NONBLOCK turns a missing
 # reader into an error (ENXIO) instead of a hang.
 fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -65,6 +66,34 @@ def read_stdin():
     eof.set()
 
 threading.Thread(target=read_stdin, daemon=True).start()
+
+echo = None
+if room:  # the speaker heard back through a room: the sink's monitor, convolved, added
+    import subprocess
+    import numpy as np
+    ir = np.load(room)
+    echo, echo_lock = bytearray(), threading.Lock()
+    mon = subprocess.Popen(["parec", "-d", "spk.monitor", "--raw", "--format=s16le",
+                            "--rate=16000", "--channels=1", "--latency-msec=10"],
+                           stdout=subprocess.PIPE)
+
+    def read_monitor():
+        hist = np.zeros(len(ir) - 1)
+        nfft = 1 << int(np.ceil(np.log2(len(ir) + 4096 + len(hist))))
+        spec = np.fft.rfft(ir, nfft)
+        while data := mon.stdout.read1(4096):
+            x = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float64)
+            full = np.concatenate([hist, x])
+            y = np.fft.irfft(np.fft.rfft(full, nfft) * spec, nfft)[len(hist):len(full)]
+            hist = full[len(full) - len(hist):]
+            out = np.clip(np.rint(y), -32768, 32767).astype("<i2").tobytes()
+            with echo_lock:
+                echo.extend(out)
+                if len(echo) > 16000:  # more than 0.5 s behind: catch up
+                    del echo[: len(echo) - 16000]
+
+    threading.Thread(target=read_monitor, daemon=True).start()
+
 played, t_next = 0, time.monotonic()
 print("ready", flush=True)
 while not eof.is_set():
@@ -73,7 +102,16 @@ while not eof.is_set():
         del buf[:block_bytes]
         drained = not buf
     n = len(block)
-    view = memoryview(block + bytes(block_bytes - n))
+    block = block + bytes(block_bytes - n)
+    if echo is not None:
+        with echo_lock:
+            e = bytes(echo[:block_bytes])
+            del echo[:block_bytes]
+        if e:
+            mixed = np.frombuffer(block, "<i2").astype(np.int32)
+            mixed[: len(e) // 2] += np.frombuffer(e, "<i2")
+            block = np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
+    view = memoryview(block)
     try:
         while view:
             view = view[os.write(fd, view):]
@@ -128,7 +166,7 @@ class PulseServer:
     even the sink's monitor for "default" to fall back to)."""
 
     def __init__(self, tmp_dir: Path, *, shm: bool = True, sink: bool = True,
-                 start_timeout_s: float = 15.0) -> None:
+                 start_timeout_s: float = 15.0, room_ir: np.ndarray | None = None) -> None:
         """`shm=False` sends audio over the socket instead of shared memory. Use it when the test
         kills the daemon: libpulse 16 can deadlock in a recording client whose server dies while
         shared-memory blocks are in flight (pa_memimport_free waits, holding the mainloop lock
@@ -141,6 +179,9 @@ class PulseServer:
         self.start_timeout_s = start_timeout_s
         self.shm = shm
         self.sink = sink
+        # The speaker heard in the microphone: what the sink plays, convolved with this impulse
+        # response (delay, reverberation, gain) and added to what is fed (see tests/room.py).
+        self.room_ir = room_ir
         self.samples_fed = 0  # audio queued with feed()
         self.samples_played = 0  # of that, written to the FIFO
         self._proc: subprocess.Popen[bytes] | None = None
@@ -402,11 +443,15 @@ class PulseServer:
                 old.wait(5)
             with self._played:
                 self.samples_fed = self.samples_played = 0
+        room = ""
+        if self.room_ir is not None:
+            room = str(self.dir / "room_ir.npy")
+            np.save(room, np.asarray(self.room_ir, dtype=np.float64))
         with self._feeder_log.open("wb") as log:
             self._feeder = subprocess.Popen(
                 [sys.executable, "-c", _FEEDER, str(self.fifo), str(BLOCK_SAMPLES * 2),
-                 str(BLOCK_SAMPLES / RATE_HZ)],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                 str(BLOCK_SAMPLES / RATE_HZ), room],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=self.env,
             )
         assert self._feeder.stdout is not None
         if self._feeder.stdout.readline().strip() != b"ready":

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QDateTime, Qt
+from PySide6.QtWidgets import QLabel
 
 from app.capture import audio_device
 from app.core.config import Config, load_config
@@ -24,8 +25,10 @@ from app.memory.base import Moment
 from app.models.catalog import CatalogEntry, load_catalog
 from app.models.manager import ModelManager
 from app.pipeline.service import DaybookService
-from app.ui import settings
 from app.ui.settings import NO_MICROPHONE, SettingsDialog, validate_config
+from app.ui.settings import devices as settings_devices
+from app.ui.settings import models as settings_models
+from app.ui.settings import privacy as settings_privacy
 from app.ui.tasks import TaskGroup
 from tests import tinymodels
 from tests.https_server import FileServer
@@ -124,7 +127,7 @@ def fake_devices(monkeypatch: pytest.MonkeyPatch) -> None:
                {"name": "USB mic", "max_input_channels": 2},  # same device, another host API
                {"name": "Built-in microphone", "max_input_channels": 2}]
     monkeypatch.setattr(audio_device, "list_input_devices", lambda: devices)
-    monkeypatch.setattr(settings, "probe_cameras", lambda: [0])
+    monkeypatch.setattr(settings_devices, "probe_cameras", lambda: [0])
 
 
 @pytest.fixture
@@ -179,7 +182,7 @@ def test_devices_are_listed_with_none_and_default(dialog: SettingsDialog) -> Non
     assert dialog.devices.camera.currentText() == "Camera 0"  # the default config's camera
     assert not dialog.devices.camera_url.isEnabled()
     assert "take effect at once" in " ".join(
-        w.text() for w in dialog.devices.findChildren(settings.QLabel))
+        w.text() for w in dialog.devices.findChildren(QLabel))
 
 
 @pytest.mark.parametrize("failure", [
@@ -195,7 +198,7 @@ def test_no_microphone_is_a_message_not_a_crash(failure: Exception | None, monke
         return []
 
     monkeypatch.setattr(audio_device, "list_input_devices", listing)
-    monkeypatch.setattr(settings, "probe_cameras", lambda: [])
+    monkeypatch.setattr(settings_devices, "probe_cameras", lambda: [])
     dialog = open_dialog()
     status = dialog.devices.mic_status.text()
     assert NO_MICROPHONE in status
@@ -371,14 +374,14 @@ def test_import_button_asks_for_the_file_and_the_role(qtbot, dialog: SettingsDia
                                                       tmp_path: Path) -> None:
     path = tinymodels.make_tiny_llama_gguf(tmp_path / "mine.gguf")
     asked: list[tuple[list[str], int]] = []
-    monkeypatch.setattr(settings.QFileDialog, "getOpenFileName",
+    monkeypatch.setattr(settings_models.QFileDialog, "getOpenFileName",
                         staticmethod(lambda *a, **k: (str(path), "")))
 
     def get_item(parent, title, label, items, current, editable):
         asked.append((items, current))
         return items[current], True
 
-    monkeypatch.setattr(settings.QInputDialog, "getItem", staticmethod(get_item))
+    monkeypatch.setattr(settings_models.QInputDialog, "getItem", staticmethod(get_item))
     dialog.models.refresh()
     qtbot.mouseClick(dialog.models.import_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.tasks.busy, timeout=10_000)
@@ -537,7 +540,7 @@ def test_delete_range_needs_an_end_after_its_start(dialog: SettingsDialog) -> No
 
 def test_disk_usage_of_the_memory_folder(dialog: SettingsDialog,
                                          service: DaybookService) -> None:
-    size, files = settings.folder_usage(service.paths.memory)
+    size, files = settings_privacy.folder_usage(service.paths.memory)
     assert files > 0
     assert dialog.privacy.usage.text().startswith(f"{fmt_bytes(size)} in {files:,} file")
     assert str(service.paths.memory) in dialog.privacy.usage.text()

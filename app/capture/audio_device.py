@@ -60,6 +60,17 @@ def list_input_devices() -> list[dict[str, Any]]:
     return [dict(d) for d in devices if d.get("max_input_channels", 0) > 0]
 
 
+def list_output_devices() -> list[dict[str, Any]]:
+    """Output devices PortAudio can see; empty when there is no sound server or card."""
+    sd = _sounddevice()
+    try:
+        with _PA_LOCK:
+            devices = sd.query_devices()
+    except sd.PortAudioError:
+        return []
+    return [dict(d) for d in devices if d.get("max_output_channels", 0) > 0]
+
+
 @contextlib.contextmanager
 def _quiet_stderr() -> Iterator[None]:
     """ALSA and PortAudio print a few lines on stderr for every device that cannot be opened:
@@ -111,7 +122,11 @@ class SoundDeviceSource:
         self.overflows = 0
         self.reconnects = 0  # times the device delivered again after it was lost
         self._reopened = False  # opened again; counted in `reconnects` at its first block
-        self._queue: queue.Queue[tuple[np.ndarray, int]] = queue.Queue(maxsize=queue_chunks)
+        # (block, frames, time.monotonic() at the callback: when the block's end was recorded)
+        self._queue: queue.Queue[tuple[np.ndarray, int, float]] = queue.Queue(
+            maxsize=queue_chunks)
+        # Echo cancellation (app/speech/echo.py), set by the service while Daybook can speak.
+        self.echo: Any = None
         self.device_name = str(device)
         self._stream: Any = None
         self.started = threading.Event()  # set once the stream really records
@@ -129,7 +144,7 @@ class SoundDeviceSource:
         if status and status.input_overflow:
             self.overflows += 1  # PortAudio lost input before we saw it: counted, reported
         try:
-            self._queue.put_nowait((indata[:, 0].copy(), frames))
+            self._queue.put_nowait((indata[:, 0].copy(), frames, time.monotonic()))
         except queue.Full:
             self.dropped_chunks += 1
 
@@ -207,7 +222,7 @@ class SoundDeviceSource:
         try:
             while not stop.is_set():
                 try:
-                    block, _frames = self._queue.get(timeout=_POLL_S)
+                    block, _frames, t_block_s = self._queue.get(timeout=_POLL_S)
                 except queue.Empty:
                     # Counted in polls, not wall time: a long GIL hold (pocketsphinx keeps it
                     # while decoding) stalls the callback too, and is not a dead device.
@@ -229,6 +244,13 @@ class SoundDeviceSource:
                               self.overflows - reported_overflows)
                     reported_overflows = self.overflows
                 pcm = float_to_int16(resampler.process(block))
+                echo = self.echo
+                if echo is not None:
+                    try:
+                        pcm = echo.process(pcm, t_block_s)
+                    except Exception:  # never lose the microphone to the echo canceller
+                        log.exception("echo cancellation failed; the microphone goes on without")
+                        self.echo = None
                 yield AudioCaptured(
                     pcm=pcm,
                     t0_s=start_s + emitted / TARGET_SAMPLE_RATE_HZ,

@@ -92,6 +92,10 @@ class SourceRecovered:
 @dataclass(frozen=True)
 class SpeechStarted:
     t0_s: float
+    # How sure the VAD is that this is speech (0..1: Silero's mean probability over the frames
+    # that triggered it; 1.0 for a VAD without probabilities). While Daybook speaks, barge-in
+    # asks for more than that (`[assistant] barge_in_confidence`).
+    confidence: float = 1.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -244,3 +248,41 @@ class AnswerSentence:
 class AnswerFinished:
     question_id: int
     answer: object  # app.reasoning.base.Answer (kept untyped: events stay import-light)
+
+
+# --- speaking ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoiceReady:
+    """The speaker was opened (or not: text only, and why)."""
+
+    name: str  # the speech engine, or "text only"
+    available: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class SpeakingStarted:
+    """The first sound of an answer left for the speaker."""
+
+    question_id: int
+    t_s: float  # time.monotonic() when its first samples were handed to the device
+
+
+@dataclass(frozen=True)
+class AnswerSpoken:
+    """An answer's speech ended: played out, or cut off (barge-in, stop)."""
+
+    question_id: int
+    said: str  # what was heard of it (sentences played, the last one cut at a word)
+    interrupted: bool
+    stop_delay_s: float | None = None  # interrupted: from the stop request to silence
+
+
+@dataclass(frozen=True)
+class BargeIn:
+    """The user started talking over an answer: generation and speech were stopped."""
+
+    question_id: int
+    t0_s: float  # the speech start the VAD reported

@@ -63,6 +63,7 @@ class SpeechSegmenter:
         self._history: collections.deque[tuple[np.ndarray, float, bool]] = collections.deque(
             maxlen=n_preroll
         )
+        self._probs: collections.deque[float] = collections.deque(maxlen=self.START_WINDOW)
         self._open: _Open | None = None
         self.discarded_bursts = 0
 
@@ -79,6 +80,7 @@ class SpeechSegmenter:
                 # was open ends where the audio stopped, and time restarts from this chunk.
                 out.extend(self.flush())
                 self._history.clear()
+                self._probs.clear()
                 self._pending = np.zeros(0, dtype=np.int16)
         if self._pending_t0_s is None or len(self._pending) == 0:
             self._pending_t0_s = chunk.t0_s - len(self._pending) / self.sample_rate_hz
@@ -104,6 +106,8 @@ class SpeechSegmenter:
         seg = self._open
         if seg is None:
             self._history.append((frame, t_s, voiced))
+            # A VAD with probabilities (Silero) says how sure it is; others are sure.
+            self._probs.append(float(getattr(self.vad, "last_probability", float(voiced))))
             recent = list(self._history)[-self.START_WINDOW :]
             if sum(v for _, _, v in recent) < self.START_VOICED:
                 return []
@@ -118,7 +122,12 @@ class SpeechSegmenter:
                 silence_ms=0,
             )
             self._history.clear()
-            return [SpeechStarted(t0_s=first_voiced)]
+            n = min(len(self._probs), len(recent))
+            probs = [p for p, (_, _, v) in zip(list(self._probs)[-n:], recent[-n:], strict=True)
+                     if v]
+            confidence = sum(probs) / len(probs) if probs else 1.0
+            self._probs.clear()
+            return [SpeechStarted(t0_s=first_voiced, confidence=round(confidence, 3))]
         seg.frames.append(frame)
         if voiced:
             seg.voiced_ms += self.vad.frame_ms

@@ -36,6 +36,7 @@ class SileroVad:
         self._state = np.zeros((2, 1, 128), np.float32)
         self._context = np.zeros(CONTEXT, np.float32)
         self._sr = np.array(16000, dtype=np.int64)
+        self.last_probability = 0.0  # of the latest frame (SpeechStarted's confidence)
 
     def probability(self, frame: np.ndarray) -> float:
         x = frame.astype(np.float32) / 32768.0
@@ -43,7 +44,8 @@ class SileroVad:
         out, self._state = self._session.run(
             None, {"input": window, "state": self._state, "sr": self._sr})
         self._context = x[-CONTEXT:]
-        return float(np.asarray(out).reshape(-1)[0])
+        self.last_probability = float(np.asarray(out).reshape(-1)[0])
+        return self.last_probability
 
     def is_speech(self, frame: np.ndarray) -> bool:
         return self.probability(frame) >= self.threshold

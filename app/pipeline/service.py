@@ -24,6 +24,7 @@ from app.core.events import (
     MomentsStored,
     RecordingPaused,
     RecordingResumed,
+    VoiceReady,
 )
 from app.core.paths import DataPaths
 from app.memory.base import Moment
@@ -49,6 +50,9 @@ from app.pipeline.runtime import EventBus
 from app.reasoning.base import Answer, Citation, Reasoner
 from app.reasoning.retrieve import Retriever
 from app.reasoning.summarise import ModelSummariser
+from app.speech.control import VoiceControl
+from app.speech.echo import FarEnd
+from app.speech.speaker import Speaker, TextOnly
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +120,25 @@ class DaybookService:
                                     wait_stored=self._wait_stored)
         self.bus.subscribe(self.answers.offer)
         self.answers.start()
+        # Spoken answers and barge-in; text only until `open_voice` opens a speaker. What is
+        # sent to the speaker is kept in `far_end` for the microphone's echo canceller.
+        self.far_end = FarEnd()
+        self.voice = VoiceControl(TextOnly("speech is not started"), self.bus.emit,
+                                  self.answers.stop_answer, cfg.assistant)
+        self.bus.subscribe(self.voice.on_event)
+        self._voice_lock = threading.Lock()
+
+    def open_voice(self) -> Speaker:
+        """Open the speaker and the voice of `[assistant]` (a blocking moment: call it off a GUI
+        thread); text only, saying why, when there is none. Emits VoiceReady."""
+        from app.speech.factory import make_speaker
+
+        with self._voice_lock:
+            speaker = make_speaker(self.cfg.assistant, self.far_end)
+            self.voice.attach(speaker).close()
+        log.info("voice: %s%s", speaker.name, f" ({speaker.reason})" if speaker.reason else "")
+        self.bus.emit(VoiceReady(speaker.name, speaker.available, speaker.reason))
+        return speaker
 
     @property
     def reasoner(self) -> Reasoner:
@@ -149,6 +172,11 @@ class DaybookService:
         old, self.cfg = self.cfg, cfg
         self.retriever.cfg = cfg.reasoning
         self.retriever.wake_name = cfg.assistant.wake_name
+        self.voice.cfg = cfg.assistant
+        sound = ("voice", "rate_wpm", "volume", "output")
+        if any(getattr(cfg.assistant, k) != getattr(old.assistant, k) for k in sound) and (
+                self.voice.speaker.available or old.assistant.output != cfg.assistant.output):
+            threading.Thread(target=self.open_voice, name="open-voice", daemon=True).start()
         if cfg.reasoning != self._reasoner_cfg:
             with self._reasoner_lock:
                 previous, self._reasoner = self._reasoner, None
@@ -183,8 +211,12 @@ class DaybookService:
             self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
             embedder=self.embedder, bus=self.bus, models=self.models, data=self.paths,
             spool=self.spool, **backends)
+        from app.speech.factory import make_echo_canceller
+
         for capture in pipeline.captures:
             capture.recording = self.recording
+            if hasattr(capture.source, "echo"):  # a live microphone
+                capture.source.echo = make_echo_canceller(self.cfg.assistant, self.far_end)
             if capture.name == "capture-video":
                 capture.preview_width = PREVIEW_WIDTH
         return pipeline
@@ -313,8 +345,9 @@ class DaybookService:
         return self.answers.ask(question, spoken=spoken, after=after)
 
     def stop_answer(self) -> bool:
-        """Stop the answer being given (between two tokens); True when there was one."""
-        return self.answers.stop_answer()
+        """Stop the answer being given (between two tokens) and its speech; True when there
+        was one."""
+        return self.voice.stop()
 
     def ask_and_wait(self, question: str, *, on_chunk: Callable[[str], None] | None = None,
                      timeout_s: float | None = None) -> Answer:
@@ -382,6 +415,8 @@ class DaybookService:
 
     def close(self) -> None:
         self.answers.close()
+        with self._voice_lock:
+            self.voice.speaker.close()
         self.stop()
         with self._reasoner_lock:
             if self._reasoner is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,9 @@ from PySide6.QtWidgets import (
 from app.core.events import (
     AnswerChunk,
     AnswerFinished,
+    AnswerSpoken,
     AnswerStarted,
+    BargeIn,
     EngineFailed,
     EngineRecovered,
     FramePreviewed,
@@ -50,9 +53,11 @@ from app.core.events import (
     SourceFailed,
     SourceLost,
     SourceRecovered,
+    SpeakingStarted,
     SpeechEnded,
     SpeechStarted,
     UtteranceTranscribed,
+    VoiceReady,
     WorkerFailed,
 )
 from app.core.timefmt import local_day, local_dt
@@ -84,6 +89,10 @@ class Exchange:
     reasoner: str = ""  # what answers (AnswerStarted), then what did (AnswerFinished)
     interrupted: bool = False  # stopped before its end (Stop, Escape, a newer question)
     note: str | None = None  # why the language model did not answer, when it did not
+    speaking: bool = False  # its speech is playing
+    said: str | None = None  # what was said out loud of it, once its speech ended
+    said_cut: bool = False  # its speech was cut off (barge-in, Stop)
+    barged: bool = False  # the user spoke over it
 
 
 class MainWindow(QMainWindow):
@@ -100,6 +109,7 @@ class MainWindow(QMainWindow):
         self.resize(1280, 800)
         self.frames_shown = 0
         self.exchanges: dict[int, Exchange] = {}
+        self._voice = VoiceReady("starting", False, "the speaker is being opened")
         self._choices: dict[str, str] | None = None
         self._process = psutil.Process()
         self._process.cpu_percent(None)
@@ -132,6 +142,8 @@ class MainWindow(QMainWindow):
         self._status_timer.timeout.connect(self.refresh_status)
         self._status_timer.start(1000)
         self.refresh_status()
+        # The speaker and voice open in the background (VoiceReady tells how it went).
+        threading.Thread(target=service.open_voice, name="open-voice", daemon=True).start()
         # Retention runs now and then daily, off the GUI thread.
         self._retention_timer = QTimer(self)
         self._retention_timer.timeout.connect(self._run_retention)
@@ -229,7 +241,8 @@ class MainWindow(QMainWindow):
         self.dropped_label = QLabel()
         sb.addWidget(self.state_label)
         sb.addWidget(self.models_label, 1)
-        for w in (self.cpu_label, self.backlog_label, self.dropped_label):
+        self.voice_label = QLabel("Voice: starting…")
+        for w in (self.voice_label, self.cpu_label, self.backlog_label, self.dropped_label):
             sb.addPermanentWidget(w)
 
     def _build_tray(self) -> QSystemTrayIcon | None:
@@ -254,8 +267,11 @@ class MainWindow(QMainWindow):
         elif isinstance(event, SpeechStarted | SpeechEnded | UtteranceTranscribed):
             self.transcript.on_event(event)
             self.transcript_view.scrollToBottom()
-        elif isinstance(event, AnswerStarted | AnswerChunk | AnswerFinished):
+        elif isinstance(event, AnswerStarted | AnswerChunk | AnswerFinished | SpeakingStarted
+                        | AnswerSpoken | BargeIn):
             self._on_answer(event)
+        elif isinstance(event, VoiceReady):
+            self._on_voice(event)
         elif isinstance(event, RecordingPaused | RecordingResumed):
             self.refresh_status()
         elif isinstance(event, SourceFailed | SourceLost | SourceRecovered | EngineFailed
@@ -319,13 +335,30 @@ class MainWindow(QMainWindow):
         return qid
 
     def stop_answer(self) -> bool:
-        """Stop the answer being given (Stop, Escape); it ends marked as stopped."""
+        """Stop the answer being given or said (Stop, Escape); it ends marked as stopped."""
         return self.service.stop_answer() if self.stop_button.isEnabled() else False
 
     @property
     def answering(self) -> bool:
-        """The last question asked (typed or said) is still being answered."""
-        return bool(self.exchanges) and not self.exchanges[max(self.exchanges)].done
+        """The last question asked (typed or said) is still being answered or said."""
+        if not self.exchanges:
+            return False
+        last = self.exchanges[max(self.exchanges)]
+        return not last.done or last.speaking
+
+    @property
+    def speaking(self) -> bool:
+        return any(ex.speaking for ex in self.exchanges.values())
+
+    def _on_voice(self, event: VoiceReady) -> None:
+        self._voice = event
+        if event.available:
+            self.voice_label.setText(f"Voice: {event.name}")
+            self.voice_label.setToolTip("Answers are said out loud; talk over one to stop it.")
+        else:
+            self.voice_label.setText("Voice: text only")
+            self.voice_label.setToolTip(f"Answers are shown, not said: {event.reason}")
+            self.statusBar().showMessage(f"Answers are shown, not said: {event.reason}", 10_000)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if (watched is self.question and event.type() == QEvent.Type.KeyPress
@@ -344,6 +377,15 @@ class MainWindow(QMainWindow):
             return
         if isinstance(event, AnswerStarted):
             ex.spoken, ex.reasoner = event.spoken, event.reasoner
+        elif isinstance(event, SpeakingStarted):
+            ex.speaking = True
+            self.voice_label.setText("\N{SPEAKER WITH THREE SOUND WAVES} Speaking\u2026")
+        elif isinstance(event, AnswerSpoken):
+            ex.speaking, ex.said, ex.said_cut = False, event.said, event.interrupted
+            if not self.speaking:
+                self._on_voice(self._voice)
+        elif isinstance(event, BargeIn):
+            ex.barged = True
         elif isinstance(event, AnswerFinished):
             answer: Answer = event.answer  # type: ignore[assignment]
             ex.answer, ex.citations, ex.done = answer.text, answer.citations, True
@@ -361,9 +403,13 @@ class MainWindow(QMainWindow):
             if not ex.done:
                 parts.append(f"<p><b>Daybook:</b> {text or '<i>thinking…</i>'}</p>")
                 continue
-            if ex.interrupted:
-                text += " — <i>stopped</i>" if text else "<i>stopped</i>"
+            if ex.interrupted or ex.said_cut:
+                why = "you spoke over it" if ex.barged else "stopped"
+                text += f" — <i>{why}</i>" if text else f"<i>{why}</i>"
             lines = [f"<p><b>Daybook:</b> {text}</p>"]
+            if ex.said_cut:
+                lines.append(f"<p style='{NOTE_STYLE}'>Said out loud before it stopped: "
+                             f"\u201c{html.escape(ex.said or '')}\u201d</p>")
             if ex.note:
                 lines.append(f"<p style='{NOTE_STYLE}'>The language model did not answer: "
                              f"{html.escape(ex.note)}. This answer is from memory.</p>")
