@@ -262,6 +262,36 @@ def test_end_of_stream_passes_even_a_full_inbox() -> None:
     assert len(box) == 2
 
 
+def test_a_woken_worker_goes_idle_at_once() -> None:
+    """`wake` ends the inbox's wait now (a spoken question asks the memory to commit what it
+    holds: not after the next idle poll)."""
+    box: Inbox[object] = Inbox("m", 10)
+    idled: list[float] = []
+
+    class Slow(Worker):
+        poll_s = 5.0
+
+        def handle(self, item: object) -> None:
+            pass
+
+        def idle(self) -> None:
+            idled.append(time.monotonic())
+
+    w = Slow(name="slow", inbox=box, bus=EventBus(), abort=threading.Event())
+    w.start()
+    time.sleep(0.05)
+    t0 = time.monotonic()
+    box.wake()
+    deadline = t0 + 2.0
+    while not idled and time.monotonic() < deadline:
+        time.sleep(0.005)
+    box.put(SourceEnded("s"))
+    w.join(2)
+    assert idled and idled[0] - t0 < 1.0  # not the 5 s poll
+    with pytest.raises(queue.Empty):
+        box.get(timeout=0.01)  # nothing came of the wake itself
+
+
 def test_worker_waits_for_every_upstream() -> None:
     box: Inbox[object] = Inbox("m", 10)
     seen: list[object] = []

@@ -246,6 +246,39 @@ def test_a_finished_answer_shows_whole_with_its_note_and_reasoner(window: MainWi
     assert "stopped" not in text
 
 
+def test_speaking_and_a_cut_off_answer_show_in_the_window(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    from app.core.events import (
+        AnswerFinished,
+        AnswerSpoken,
+        AnswerStarted,
+        BargeIn,
+        SpeakingStarted,
+        VoiceReady,
+    )
+    from app.reasoning.base import Answer
+
+    bus = window.service.bus
+    # No sound server here: the voice opened at the start says text only, and why.
+    qtbot.waitUntil(lambda: window.voice_label.text() == "Voice: text only", timeout=10_000)
+    assert "speaker" in window.voice_label.toolTip()
+    bus.emit(VoiceReady("pyttsx3 (espeak)", True))
+    qtbot.waitUntil(lambda: window.voice_label.text() == "Voice: pyttsx3 (espeak)", timeout=5000)
+    bus.emit(AnswerStarted(41, "where is my passport", True, "extractive"))
+    text = "At 9:00 you said: I left my passport in the kitchen drawer."
+    bus.emit(AnswerFinished(41, Answer("where is my passport", text, reasoner="extractive")))
+    bus.emit(SpeakingStarted(41, time.monotonic()))
+    qtbot.waitUntil(lambda: "Speaking" in window.voice_label.text(), timeout=5000)
+    assert window.stop_button.isEnabled()  # the answer is done, its speech is not
+    bus.emit(BargeIn(41, time.time()))
+    bus.emit(AnswerSpoken(41, "At 9:00 you said: I left…", True, 0.002))
+    qtbot.waitUntil(lambda: window.exchanges[41].said is not None, timeout=5000)
+    shown = window.conversation.toPlainText()
+    assert "you spoke over it" in shown
+    assert "Said out loud before it stopped: \u201cAt 9:00 you said: I left…\u201d" in shown
+    assert window.voice_label.text() == "Voice: pyttsx3 (espeak)"
+    assert not window.stop_button.isEnabled()
+
+
 def test_the_status_bar_names_what_answers(window: MainWindow) -> None:
     assert "answers: extractive (no language model)" in window.models_label.text()
     window.service._reasoner = FakeSlowReasoner()  # type: ignore[assignment]
@@ -454,6 +487,9 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
             typed = win.exchanges[qid]
             answer = win.conversation.toPlainText()
             sources = [c.source.name for c in service.pipeline.captures] if service.pipeline else []
+            # The spoken question's answer was said out loud (the typed one was not: "spoken").
+            qtbot.waitUntil(lambda: said.said is not None, timeout=30_000)
+            voice = win.voice_label.text()
         finally:
             close(qtbot, win)
     print(f"heard through the microphone: {heard}; answered: {answer!r}")
@@ -466,3 +502,6 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
     assert f"You (said): {said.question}" in answer
     assert typed.citations[0].moment.text == heard[0]  # a typed question finds it too
     assert sources == ["microphone default", f"file {media.video.name}"], sources
+    assert said.said == said.answer.strip() and not said.said_cut, (said.said, said.answer)
+    assert typed.said is None
+    assert voice.startswith("Voice: pyttsx3"), voice

@@ -400,6 +400,11 @@ def test_save_writes_a_toml_that_load_config_reads_back(qtbot, dialog: SettingsD
     assert d.devices.camera_url.isEnabled()
     d.devices.camera_url.setText(" rtsp://cam.local/live ")
     d.assistant.wake_name.setText("Ada")
+    d.assistant.speak.setCurrentIndex(d.assistant.speak.findData("always"))
+    d.assistant.rate.setValue(150)
+    d.assistant.volume.setValue(70)
+    d.assistant.output.setCurrentIndex(d.assistant.output.findData(""))  # text only
+    d.assistant.barge_in.setChecked(False)
     d.privacy.retention_days.setValue(30)
     d.privacy.incognito_minutes.setValue(5)
     d.privacy.data_dir.edit.setText(str(tmp_path / "elsewhere"))
@@ -410,6 +415,9 @@ def test_save_writes_a_toml_that_load_config_reads_back(qtbot, dialog: SettingsD
     assert saved.args[0] == cfg
     assert cfg.capture.microphone == "" and cfg.capture.camera == "rtsp://cam.local/live"
     assert cfg.assistant.wake_name == "Ada"
+    assert (cfg.assistant.speak, cfg.assistant.rate_wpm, cfg.assistant.volume,
+            cfg.assistant.output, cfg.assistant.barge_in) == ("always", 150, 70, "", False)
+    assert cfg.assistant.echo_cancellation  # untouched
     assert cfg.privacy.retention_days == 30 and cfg.privacy.incognito_minutes == 5
     assert cfg.storage.data_dir == str(tmp_path / "elsewhere")
     assert cfg.models.dir == str(tmp_path / "weights")
@@ -420,6 +428,8 @@ def test_save_writes_a_toml_that_load_config_reads_back(qtbot, dialog: SettingsD
 
     again = open_dialog()  # a new dialog shows what the file says
     assert again.assistant.wake_name.text() == "Ada"
+    assert again.assistant.speak.currentData() == "always"
+    assert again.assistant.rate.value() == 150 and again.assistant.output.currentData() == ""
     assert again.devices.microphone.currentText() == "(none)"
     assert again.devices.camera.currentText() == "File or stream URL"
     assert again.devices.camera_url.text() == "rtsp://cam.local/live"

@@ -1,15 +1,19 @@
-"""The spoken half on real parts: a question said into the microphone is answered out loud,
-and an answer is cut off when the user talks over it.
+"""The spoken half on real parts: a question said into the microphone is answered out loud; an
+answer is cut off when the user talks over it; and Daybook does not cut itself off when its own
+voice comes back into the microphone through the room (open speakers).
 
 PulseAudio (tests/pulse.py) gives a FIFO microphone and a null-sink speaker whose monitor is
-recorded; the service is the app's own with nothing downloaded (tests/voicerig.py). What the
-speaker played is transcribed back with Daybook's own recogniser (Moonshine).
+recorded, and can play the monitor back into the microphone through a simulated room
+(tests/room.py). The service is the app's own with nothing downloaded (tests/voicerig.py): Silero
+VAD, Moonshine, MiniLM, the extractive answer, pyttsx3 with espeak-ng, WebRTC AEC3. What the
+speaker played is transcribed back with Daybook's own recogniser.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,14 +27,18 @@ from app.core.events import (
     UtteranceTranscribed,
 )
 from tests import mediagen, pulse
-from tests.voicerig import RATE, VoiceRig, silence, sound_spans
+from tests.room import room_ir
+from tests.voicerig import RATE, VoiceRig, silence
 
 pytestmark = [pytest.mark.pulse, pytest.mark.slow,
               pytest.mark.skipif(not pulse.available(), reason=pulse.SKIP_REASON)]
 
 FACT = "I left my passport in the kitchen drawer."
-QUESTION = "Daybook, where is my passport?"
-INTERRUPTION = "Stop, that is enough for now."
+# Heard word for word by Moonshine wherever the VAD cuts it ("where is my passport" was not).
+QUESTION = "Daybook, where did I leave my passport?"
+# No comma: a pause in the middle would end the utterance there (the VAD's hangover).
+INTERRUPTION = "Hold on let me think about that."
+HEARD_OF_IT = {"think", "about", "that"}  # its first words may overlap Daybook's voice
 
 
 def _transcribe(pcm: np.ndarray) -> str:
@@ -55,51 +63,139 @@ def test_a_spoken_question_is_answered_out_loud(tmp_path: Path) -> None:
         utterances = [e.text for e in rig.events.of(UtteranceTranscribed)]
     assert finished.answer.text and not finished.answer.interrupted, finished.answer
     assert "drawer" in finished.answer.text.lower(), finished.answer.text
-    assert not spoken.interrupted and spoken.said, spoken
+    assert not spoken.interrupted and spoken.said == finished.answer.text, spoken
     # The fact came back out of the speaker, in words Daybook's own recogniser hears.
     assert {"passport", "kitchen", "drawer"} <= _words(heard_back), (heard_back, utterances)
     assert not rig.events.of(BargeIn)
 
 
 def test_talking_over_an_answer_stops_it(tmp_path: Path) -> None:
-    with VoiceRig(tmp_path, speak="always") as rig:
+    """Open speakers: the answer comes back through the room (10 dB below the user) while the
+    user talks over it."""
+    with VoiceRig(tmp_path, speak="always", room_ir=room_ir(gain=0.3)) as rig:
         rig.feed(mediagen.speak(FACT), silence(1.0))
         rig.events.wait_for(UtteranceTranscribed, 20)
-        # One answer said in full first.
         mark = rig.events.index
-        rig.service.ask("Where is my passport?")
-        rig.events.wait_for(AnswerSpoken, 30, since=mark)
-        time.sleep(0.5)
-        mark = rig.events.index
-        # A long answer: the fact and more, said sentence by sentence.
         rig.service.ask("What did I say about my passport and the kitchen?")
         started = rig.events.wait_for(SpeakingStarted, 20, since=mark)
         time.sleep(0.8)
-        interruption = mediagen.speak(INTERRUPTION)
-        rig.feed(interruption, silence(1.0))
+        rig.feed(mediagen.speak(INTERRUPTION), silence(1.0))
         barge = rig.events.wait_for(BargeIn, 10, since=mark)
         spoken = rig.events.wait_for(AnswerSpoken, 5, since=mark)
         heard = rig.events.wait_for(UtteranceTranscribed, 20, since=mark)
-        t_barge = next(t for t, e in rig.events.timed(BargeIn, mark))
-        t_vad = next(t for t, e in rig.events.timed(SpeechStarted, mark))
+        finished = rig.events.wait_for(AnswerFinished, 5, since=mark)
+        t_vad = next(t for t, _ in rig.events.timed(SpeechStarted, mark))
         time.sleep(1.0)
         assert rig.sink is not None
-        pcm, times = rig.sink.audio()
         last = rig.sink.last_sound_s(started.t_s)
-        finished = rig.events.wait_for(AnswerFinished, 5, since=mark)
-    assert spoken.interrupted and barge.question_id == spoken.question_id
-    assert finished.answer.interrupted or finished.answer.text
-    # What had been said is kept with it: a start of the answer, not all of it.
-    full = finished.answer.text
-    assert len(spoken.said) < len(full), (spoken.said, full)
-    # The recorded speaker shows the cut: silent soon after the VAD heard the user.
+    assert spoken.interrupted and barge.question_id == spoken.question_id == finished.question_id
+    # What had been said is kept with it: the start of the answer, not all of it.
+    assert spoken.said and len(spoken.said) < len(finished.answer.text), (spoken, finished)
+    assert finished.answer.text.startswith(spoken.said.rstrip("…").rsplit(" ", 1)[0])
+    # The recorded speaker shows the cut, soon after the VAD heard the user.
     assert last is not None
-    stop_delay_s = last - t_vad
-    assert stop_delay_s < 0.15, f"silent {1000 * stop_delay_s:.0f} ms after the speech start"
-    assert t_barge - t_vad < 0.1
+    assert last - t_vad < 0.1, f"silent {1000 * (last - t_vad):.0f} ms after the speech start"
     assert spoken.stop_delay_s is not None and spoken.stop_delay_s < 0.05
-    # The user's speech became an utterance. Its words are not checked: they are not yet heard
-    # whole when they start over Daybook's voice (known, open in issue 12; see README, Voice).
-    assert heard.text and heard.t1_s - heard.t0_s > 0.5, heard
-    spans = sound_spans(pcm, times)
-    assert spans and spans[-1][1] <= last + 0.05
+    # The user's new utterance is heard, past the words said over Daybook's voice.
+    assert _words(heard.text) >= HEARD_OF_IT, heard.text
+
+
+ANSWERS = 20
+TALKED_OVER = (4, 11, 17)  # the user speaks over these answers
+
+
+def test_daybook_does_not_interrupt_itself_through_the_room(tmp_path: Path) -> None:
+    """Its voice comes back into the microphone loud (30 ms, direct sound at 0.6, RT60 250 ms,
+    on top of the sound server's own ≈190 ms): over 20 answers, no barge-in but where the user
+    really spoke over it, and the echo is cut by more than 30 dB."""
+    with VoiceRig(tmp_path, room_ir=room_ir(gain=0.6), speak="always") as rig:
+        rig.feed(mediagen.speak(FACT), silence(1.0))
+        rig.events.wait_for(UtteranceTranscribed, 20)
+        false_stops: list[Any] = []
+        missed, cut_short = [], []
+        echo_in = echo_out = 0.0
+        for i in range(ANSWERS):
+            mark = rig.events.index
+            energy = (rig.echo.energy_in, rig.echo.energy_out)
+            rig.service.ask("Where did I leave my passport?")
+            rig.events.wait_for(SpeakingStarted, 20, since=mark)
+            if i in TALKED_OVER:
+                time.sleep(0.6)
+                rig.feed(mediagen.speak(INTERRUPTION), silence(0.8))
+            spoken = rig.events.wait_for(AnswerSpoken, 30, since=mark)
+            if spoken.interrupted and i not in TALKED_OVER:
+                false_stops.append(i)
+            if spoken.interrupted and i not in TALKED_OVER:
+                starts = [round(e.confidence, 2) for e in rig.events.of(SpeechStarted, mark)]
+                false_stops[-1] = (i, starts)
+            if i in TALKED_OVER:
+                if not spoken.interrupted:
+                    missed.append(i)
+                rig.pulse.wait_played(10)  # the user has finished talking
+                heard = rig.events.wait_for(UtteranceTranscribed, 20, since=mark)
+                if heard.t1_s - heard.t0_s < 1.2:  # it lasts ≈1.9 s
+                    cut_short.append(heard)
+            time.sleep(1.0)  # the room's tail dies away
+            if i not in TALKED_OVER:  # the echo alone
+                echo_in += rig.echo.energy_in - energy[0]
+                echo_out += rig.echo.energy_out - energy[1]
+    assert false_stops == [], f"interrupted itself in answers {false_stops}"
+    assert missed == [], f"did not stop for the user in answers {missed}"
+    # Heard as one utterance (its words, over echo this loud, are not all right: bench/voice.py).
+    assert cut_short == []
+    assert 10 * np.log10(echo_in / max(echo_out, 1.0)) > 30
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_listen_answers_out_loud_and_ask_speak_says_one_answer(tmp_path: Path) -> None:
+    """`main.py listen` (no window): hears, remembers, answers the wake name out loud; then
+    `main.py ask … --speak` on the same data says its answer."""
+    import subprocess
+    import sys
+
+    from tests.room import SinkRecorder
+
+    with pulse.PulseServer(tmp_path) as server:
+        sink = SinkRecorder(server)
+        env = {**server.env, "DAYBOOK_CONFIG": str(tmp_path / "none.toml")}
+        data = str(tmp_path / "data")
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "main.py"), "listen", "--duration", "40",
+             "--data-dir", data],
+            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:  # it says when it listens (the devices really deliver)
+                if "listening on" in line:
+                    break
+            else:
+                raise AssertionError("listen ended before it listened")
+            assert "answers are said by pyttsx3" in line, line
+            server.feed(np.concatenate([silence(0.5), mediagen.speak(FACT), silence(1.5),
+                                        mediagen.speak(QUESTION), silence(1.0)]))
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        pcm, _ = sink.audio()
+        heard_listen = _transcribe(pcm)
+        t_ask = time.monotonic()
+        ask = subprocess.run(
+            [sys.executable, str(ROOT / "main.py"), "ask", "where did I leave my passport?",
+             "--speak", "--data-dir", data], env=env, cwd=ROOT, capture_output=True, text=True,
+            timeout=120)
+        time.sleep(0.5)
+        pcm, times = sink.audio()
+        heard_ask = _transcribe(pcm[times > t_ask])
+        sink.close()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert any(x.startswith("heard: ") and "drawer" in x for x in lines), out
+    answer = [x for x in lines if x.startswith("Daybook: ")]
+    assert answer and "drawer" in answer[0], out
+    assert {"passport", "kitchen", "drawer"} <= _words(heard_listen), heard_listen
+    assert ask.returncode == 0, ask.stderr
+    assert "drawer" in ask.stdout, ask.stdout
+    assert {"passport", "kitchen", "drawer"} <= _words(heard_ask), heard_ask

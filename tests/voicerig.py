@@ -71,12 +71,12 @@ class VoiceRig:
 
     def __init__(self, tmp_path: Path, *, room_ir: np.ndarray | None = None,
                  speak: str = "spoken", echo_cancellation: bool = True,
-                 barge_in_confidence: float = 0.7) -> None:
+                 assistant: dict[str, Any] | None = None) -> None:
         self.pulse = pulse.PulseServer(tmp_path, room_ir=room_ir)
         self.cfg = Config().replace(
             memory={"summaries": False},
             assistant={"speak": speak, "echo_cancellation": echo_cancellation,
-                       "barge_in_confidence": barge_in_confidence})
+                       **(assistant or {})})
         self.paths = DataPaths(tmp_path / "data").ensure()
         self.events = Events()
         self.service: Any = None
@@ -84,13 +84,15 @@ class VoiceRig:
         self.source: SoundDeviceSource | None = None
 
     def __enter__(self) -> VoiceRig:
+        from app.pipeline.runtime import EventBus
         from app.pipeline.service import DaybookService
 
         self.pulse.start()
         try:
             self.sink = SinkRecorder(self.pulse)
-            self.service = DaybookService(self.cfg, self.paths)
-            self.service.bus.subscribe(self.events)
+            bus = EventBus()
+            bus.subscribe(self.events)  # first: times are taken before the service reacts
+            self.service = DaybookService(self.cfg, self.paths, bus=bus)
             speaker = self.service.open_voice()
             assert speaker.available, speaker.reason
             self.source = SoundDeviceSource("default")

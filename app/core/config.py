@@ -156,10 +156,9 @@ class AssistantConfig:
     rate_wpm: int = _opt(175, lo=80, hi=450, doc="speaking rate in words per minute")
     volume: int = _opt(100, lo=0, hi=100, doc="speech volume in percent")
     output: str = _opt("default", doc="speaker (output device name or index); empty for text only")
-    echo_cancellation: bool = _opt(False, doc="remove Daybook's own voice from the microphone "
-                                   "(experimental: not yet effective through a real room)")
+    echo_cancellation: bool = _opt(True, doc="remove Daybook's own voice from the microphone")
     barge_in: bool = _opt(True, doc="talking over an answer stops it")
-    barge_in_confidence: float = _opt(0.7, lo=0.0, hi=1.0,
+    barge_in_confidence: float = _opt(0.6, lo=0.0, hi=1.0,
                                       doc="while speaking, how sure the VAD must be of speech")
 
 

@@ -46,6 +46,7 @@ class Inbox(Generic[T]):
         self.drop_oldest = drop_oldest
         self._items: collections.deque[T] = collections.deque()
         self._cond = threading.Condition()
+        self._woken = False
         self.dropped = 0
         self.high_water = 0
 
@@ -68,11 +69,19 @@ class Inbox(Generic[T]):
 
     def get(self, timeout: float) -> T:
         with self._cond:
-            if not self._items and not self._cond.wait_for(lambda: bool(self._items), timeout):
+            if (not self._items and not self._cond.wait_for(
+                    lambda: bool(self._items) or self._woken, timeout)) or not self._items:
+                self._woken = False
                 raise queue.Empty
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def wake(self) -> None:
+        """End the wait of a `get` at once, as if it had timed out (its worker goes idle now)."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
 
     def __len__(self) -> int:
         return len(self._items)

@@ -440,3 +440,4 @@ class MemoryWorker(Worker):
 
     def flush_soon(self) -> None:
         self.writer.flush_soon()
+        self.inbox.wake()  # what is pending is committed now, not after the idle poll

@@ -5,7 +5,7 @@ silence when there is nothing to say, so that the echo canceller's reference (`F
 continuous clock and the first sentence starts without opening a device. Its callback only
 copies queued samples out, and the same samples into `FarEnd`: exactly what the device was
 given. `stop()` empties the queue and aborts the stream (PortAudio drops what the device still
-buffers; 1–5 ms), then starts it again for what comes next.
+buffers; 1–5 ms), takes what was dropped unplayed back out of `FarEnd`, and starts it again.
 
 Each segment (a rendered sentence) counts the samples played, so what was heard of an answer cut
 off mid-sentence is known.
@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 
 BLOCK = RATE_HZ // 50  # 20 ms
 # The device buffer. Through PulseAudio's ALSA plugin 40 ms ("low") starves a non-realtime
-# sound server (measured: 0.7 s played in 2 s); 100 ms keeps up. It costs no reaction time:
-# `play` after silence and `stop` drop what the device still holds.
+# sound server (measured: 0.7 s played in 2 s); 100 ms keeps up. A first sentence after
+# silence starts after it; `stop` drops it. (Dropping it for a first sentence too, taking the
+# dropped silence back out of the echo canceller's reference, made AEC3 lose the echo at the
+# start of nearly every answer through the simulated room: 16 of 20 cut themselves off.)
 LATENCY_S = 0.1
 
 
@@ -59,6 +61,9 @@ class AudioOutput:
         self._stream: Any = None
         self.underflows = 0
         self.on_start: Any = None  # called (segment) from the callback at a segment's first block
+        self._latency = LATENCY_S
+        self._ahead = LATENCY_S
+        self._callback_t = 0.0
         with audio_device._PA_LOCK:
             try:
                 info = dict(self.sd.query_devices(self.device, "output"))
@@ -74,12 +79,17 @@ class AudioOutput:
                 self._stream = None
                 raise InputError(f"cannot open speaker '{self.device_name}': {exc}") from exc
             audio_device._open_streams += 1
+        self._latency = float(self._stream.latency)
         log.info("speaker '%s' open (%d Hz, latency %.0f ms)", self.device_name, RATE_HZ,
-                 1000 * float(self._stream.latency))
+                 1000 * self._latency)
 
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         if status and status.output_underflow:
             self.underflows += 1
+        # How far ahead of the sound this block is (what a stop drops unplayed).
+        ahead = float(time_info.outputBufferDacTime - time_info.currentTime)
+        self._ahead = (ahead if 0 < ahead < 2 else self._latency) + frames / RATE_HZ
+        self._callback_t = time.monotonic()
         out = outdata[:, 0]
         filled = 0
         started: list[Segment] = []
@@ -109,21 +119,8 @@ class AudioOutput:
         if self._stream is None:
             segment.done.set()
             return
-        with self._lock:
-            idle = not self._queue
-            self._queue.append(segment)
-        if idle:  # the device holds silence queued before it: dropped, so this plays now
-            self._restart()
-
-    def _restart(self) -> None:
-        stream = self._stream
-        if stream is None:
-            return
-        try:
-            stream.abort()  # drops what PortAudio and the sound server still hold
-            stream.start()
-        except self.sd.PortAudioError as exc:
-            log.warning("speaker '%s': %s", self.device_name, exc)
+        with self._lock:  # it plays after the silence the device holds already (≤ LATENCY_S):
+            self._queue.append(segment)  # dropping that moved the echo canceller's timing
 
     @property
     def busy(self) -> bool:
@@ -137,12 +134,26 @@ class AudioOutput:
             dropped = list(self._queue)
             self._queue.clear()
         if dropped:
-            self._restart()
-            if self.far is not None:
-                self.far.cut()
+            self._drop_buffered()
         for seg in dropped:
             seg.done.set()
         return dropped
+
+    def _drop_buffered(self) -> None:
+        """Abort and restart the stream: what PortAudio and the sound server still hold is
+        dropped (1–5 ms), and taken back out of the far-end (it was never played)."""
+        stream = self._stream
+        if stream is None:
+            return
+        try:
+            stream.abort()
+            now = time.monotonic()
+            unplayed = max(0.0, self._ahead - (now - self._callback_t))
+            if self.far is not None:
+                self.far.unsent(round(unplayed * RATE_HZ), now)
+            stream.start()
+        except self.sd.PortAudioError as exc:
+            log.warning("speaker '%s': %s", self.device_name, exc)
 
     def close(self) -> None:
         self.stop()

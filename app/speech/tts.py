@@ -9,8 +9,8 @@ the voice (pyttsx3 engines are not thread-safe): the speaker's render thread.
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
+import sys
 import tempfile
 import time
 import wave
@@ -42,7 +42,13 @@ class Pyttsx3Voice:
             raise BackendUnavailableError(
                 f"no speech engine could be started ({type(exc).__name__}: {exc}); "
                 "on Debian/Ubuntu: sudo apt install espeak-ng") from exc
-        driver = type(getattr(self._engine.proxy, "_driver", None)).__module__.rsplit(".", 1)[-1]
+        module = type(getattr(self._engine.proxy, "_driver", None)).__module__
+        driver = module.rsplit(".", 1)[-1]
+        # The espeak driver prints "Audio saved to …" for every file. Silenced in that module
+        # alone: redirecting sys.stdout would swallow every thread's output meanwhile (the
+        # command line's answers went missing that way).
+        if module in sys.modules:
+            sys.modules[module].print = _log_print  # type: ignore[attr-defined]
         self.name = f"pyttsx3 ({driver})"
         self._engine.setProperty("rate", rate_wpm)
         if voice:
@@ -60,9 +66,8 @@ class Pyttsx3Voice:
             return np.zeros(0, dtype=np.int16)
         self._n += 1
         path = Path(self._dir.name) / f"s{self._n}.wav"
-        with contextlib.redirect_stdout(io.StringIO()):  # the espeak driver prints the path
-            self._engine.save_to_file(text, str(path))
-            self._engine.runAndWait()
+        self._engine.save_to_file(text, str(path))
+        self._engine.runAndWait()
         try:
             return _read_audio(path)
         finally:
@@ -72,6 +77,10 @@ class Pyttsx3Voice:
         with contextlib.suppress(Exception):
             self._engine.stop()
         self._dir.cleanup()
+
+
+def _log_print(*args: object, **_kw: object) -> None:
+    log.debug("speech engine: %s", " ".join(str(a) for a in args))
 
 
 def _read_audio(path: Path) -> np.ndarray:
