@@ -149,6 +149,11 @@ def bench_overhead(n: int) -> dict[str, Any]:
 
 # --- real parts ---------------------------------------------------------------------------------
 
+def _tell_the_fact(rig: VoiceRig) -> None:
+    rig.feed(mediagen.speak(FACT), silence(1.0))
+    rig.events.wait_for(UtteranceTranscribed, 20)
+
+
 def bench_first_audio(tmp: Path, n: int) -> dict[str, Any]:
     delays, asr = [], []
     with VoiceRig(tmp) as rig:
@@ -175,8 +180,7 @@ def bench_first_audio(tmp: Path, n: int) -> dict[str, Any]:
 def bench_barge_in(tmp: Path, n: int) -> dict[str, Any]:
     after_vad, errors, texts = [], [], []
     with VoiceRig(tmp, speak="always", room_ir=room_ir(gain=0.3)) as rig:
-        rig.feed(mediagen.speak(FACT), silence(1.0))
-        rig.events.wait_for(UtteranceTranscribed, 20)
+        _tell_the_fact(rig)
         for _ in range(n):
             mark = rig.events.index
             rig.service.ask("What did I say about my passport and the kitchen?")
@@ -207,8 +211,7 @@ def bench_self_hearing(tmp: Path, n: int, echo_cancellation: bool) -> dict[str, 
     stops = 0
     with VoiceRig(tmp, speak="always", room_ir=room_ir(gain=0.6),
                   echo_cancellation=echo_cancellation) as rig:
-        rig.feed(mediagen.speak(FACT), silence(1.0))
-        rig.events.wait_for(UtteranceTranscribed, 20)
+        _tell_the_fact(rig)
         for _ in range(n):
             mark = rig.events.index
             rig.service.ask("Where did I leave my passport?")

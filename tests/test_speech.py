@@ -243,6 +243,11 @@ def test_speech_over_an_answer_stops_it_and_idle_speech_does_not() -> None:
     assert stopped == [1] and speaker.stops == 1
     assert [e for e in emitted if isinstance(e, BargeIn)] == [BargeIn(3, 2.0)]
     assert control.barge_ins == 1
+    control.heard_live = False  # a recording replayed: its speech is nobody talking over it
+    control.on_event(AnswerStarted(4, "q", True))
+    control.on_event(AnswerSentence(4, "It was in the drawer."))
+    control.on_event(SpeechStarted(3.0))
+    assert control.barge_ins == 1 and stopped == [1]
 
 
 def test_while_speaking_an_unsure_start_is_not_a_barge_in() -> None:
@@ -309,3 +314,26 @@ def test_without_a_speaker_answers_are_text_only_and_say_why(monkeypatch: Any) -
     assert isinstance(none, TextOnly) and not none.available
     assert "no speaker 'default'" in none.reason
     assert none.stop() is None and not none.speaking
+
+
+def test_the_first_sentence_plays_while_the_rest_is_still_being_written() -> None:
+    """Through the controller and the speaker: the answer's first sentence is heard before its
+    second exists (the model is still generating)."""
+    from app.core.events import SpeakingStarted
+
+    out, emitted = FakeOutput(), []
+    speaker = VoiceSpeaker(lambda: FakeVoice(), out)  # type: ignore[arg-type]
+    control = VoiceControl(speaker, emitted.append, lambda: True, AssistantConfig())
+    try:
+        control.on_event(AnswerStarted(1, "where are my keys", True))
+        control.on_event(AnswerSentence(1, "They are in the kitchen drawer."))
+        _wait(lambda: any(isinstance(e, SpeakingStarted) for e in emitted))
+        assert not any(isinstance(e, AnswerSpoken) for e in emitted)  # still speaking
+        control.on_event(AnswerSentence(1, "You put them there at nine."))
+        control.on_event(AnswerFinished(1, None))
+        _wait(lambda: any(isinstance(e, AnswerSpoken) for e in emitted))
+        spoken = next(e for e in emitted if isinstance(e, AnswerSpoken))
+        assert spoken.said == "They are in the kitchen drawer. You put them there at nine."
+        assert not spoken.interrupted
+    finally:
+        speaker.close()

@@ -49,26 +49,24 @@ def _sounddevice() -> Any:
     return sd
 
 
-def list_input_devices() -> list[dict[str, Any]]:
-    """Input devices PortAudio can see; empty when there is no sound server or card."""
+def _list_devices(channels: str) -> list[dict[str, Any]]:
     sd = _sounddevice()
     try:
         with _PA_LOCK:
             devices = sd.query_devices()
     except sd.PortAudioError:
         return []
-    return [dict(d) for d in devices if d.get("max_input_channels", 0) > 0]
+    return [dict(d) for d in devices if d.get(channels, 0) > 0]
+
+
+def list_input_devices() -> list[dict[str, Any]]:
+    """Input devices PortAudio can see; empty when there is no sound server or card."""
+    return _list_devices("max_input_channels")
 
 
 def list_output_devices() -> list[dict[str, Any]]:
     """Output devices PortAudio can see; empty when there is no sound server or card."""
-    sd = _sounddevice()
-    try:
-        with _PA_LOCK:
-            devices = sd.query_devices()
-    except sd.PortAudioError:
-        return []
-    return [dict(d) for d in devices if d.get("max_output_channels", 0) > 0]
+    return _list_devices("max_output_channels")
 
 
 @contextlib.contextmanager

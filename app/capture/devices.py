@@ -6,30 +6,31 @@ message shown when no microphone can be found or listed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from app.capture import audio_device
 
 NO_MICROPHONE = "No microphone found — Daybook keeps working with files and the demo."
 CAMERA_INDEXES = range(4)
 
 
-def probe_microphones() -> list[str]:
-    """Input device names PortAudio sees, without duplicates. Raises when PortAudio is missing."""
+def _names(devices: list[dict[str, Any]]) -> list[str]:
     names: list[str] = []
-    for device in audio_device.list_input_devices():
+    for device in devices:
         name = str(device.get("name", "")).strip()
         if name and name not in names:
             names.append(name)
     return names
+
+
+def probe_microphones() -> list[str]:
+    """Input device names PortAudio sees, without duplicates. Raises when PortAudio is missing."""
+    return _names(audio_device.list_input_devices())
 
 
 def probe_speakers() -> list[str]:
     """Output device names PortAudio sees, without duplicates."""
-    names: list[str] = []
-    for device in audio_device.list_output_devices():
-        name = str(device.get("name", "")).strip()
-        if name and name not in names:
-            names.append(name)
-    return names
+    return _names(audio_device.list_output_devices())
 
 
 def probe_cameras(indexes: range = CAMERA_INDEXES) -> list[int]:

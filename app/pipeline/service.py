@@ -213,6 +213,7 @@ class DaybookService:
             spool=self.spool, **backends)
         from app.speech.factory import make_echo_canceller
 
+        self.voice.heard_live = bool(getattr(audio, "live", False))  # no barge-in from a file
         for capture in pipeline.captures:
             capture.recording = self.recording
             if hasattr(capture.source, "echo"):  # a live microphone

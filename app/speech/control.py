@@ -44,6 +44,9 @@ class VoiceControl:
         self._answering: int | None = None  # generated now (said or not)
         self._said: int | None = None  # the answer whose sentences go to the speaker
         self.barge_ins = 0
+        # Speech heard from a live microphone can be someone talking over Daybook; speech in a
+        # recording being replayed (the demo, --audio) cannot (set by the service).
+        self.heard_live = True
         self.ignored_starts = 0  # speech starts while speaking that were not sure enough
         self.last_barge_in_delay_s: float | None = None  # SpeechStarted seen → silent
         self.attach(speaker)
@@ -84,7 +87,7 @@ class VoiceControl:
             self._speech_started(event)
 
     def _speech_started(self, event: SpeechStarted) -> None:
-        if not self.cfg.barge_in:
+        if not self.cfg.barge_in or not self.heard_live:
             return
         t0 = time.monotonic()
         speaking = self.speaker.speaking

@@ -379,7 +379,7 @@ class MainWindow(QMainWindow):
             ex.spoken, ex.reasoner = event.spoken, event.reasoner
         elif isinstance(event, SpeakingStarted):
             ex.speaking = True
-            self.voice_label.setText("\N{SPEAKER WITH THREE SOUND WAVES} Speaking\u2026")
+            self.voice_label.setText("Speaking\u2026")
         elif isinstance(event, AnswerSpoken):
             ex.speaking, ex.said, ex.said_cut = False, event.said, event.interrupted
             if not self.speaking:
