@@ -162,8 +162,11 @@ def reinit_portaudio() -> None:
 
 class PulseServer:
     """A private PulseAudio daemon: default source `mic` (fed from a FIFO), default sink `spk`
-    (`sink=False`: none, so that with the microphone unplugged there is no source at all, not
-    even the sink's monitor for "default" to fall back to)."""
+    (16 kHz mono like Daybook's speaker stream, so its recorded monitor is what was played, not
+    resampled twice: through the 44.1 kHz default, Moonshine heard "kitchen drawer" spoken by
+    espeak as "kitchen floor" in some answers; `sink=False`: none, so that with the microphone
+    unplugged there is no source at all, not even the sink's monitor for "default" to fall back
+    to)."""
 
     def __init__(self, tmp_dir: Path, *, shm: bool = True, sink: bool = True,
                  start_timeout_s: float = 15.0, room_ir: np.ndarray | None = None) -> None:
@@ -235,7 +238,8 @@ class PulseServer:
         script.write_text(
             f"load-module module-native-protocol-unix auth-anonymous=1 socket={self.socket}\n"
             f"load-module module-pipe-source {' '.join(self._pipe_source_args())}\n"
-            + ("load-module module-null-sink sink_name=spk\n" if self.sink else "")
+            + ("load-module module-null-sink sink_name=spk rate=16000 channels=1 format=s16le\n"
+               if self.sink else "")
             + "set-default-source mic\n"
             + ("set-default-sink spk\n" if self.sink else "")
         )

@@ -89,10 +89,11 @@ def test_echo_is_removed_though_block_times_come_in_bursts() -> None:
     assert 10 * np.log10(before / after) > 25
     assert aec.reduction_db is not None and aec.reduction_db > 10  # with its convergence
 
+    assert aec.settled
     quiet = EchoCanceller(FarEnd())  # nothing ever played: bit-identical
     block = near_pcm[:480]
     assert np.array_equal(quiet.process(block, 5.0), block)
-    assert quiet.frames_processed == 0 and quiet.frames_passed == 3
+    assert quiet.frames_processed == 0 and quiet.frames_passed == 3 and not quiet.settled
 
 
 def test_a_block_short_of_whole_frames_is_held_back_not_lost() -> None:
@@ -257,6 +258,15 @@ def test_while_speaking_an_unsure_start_is_not_a_barge_in() -> None:
     control.on_event(SpeechStarted(1.0, confidence=0.55))
     assert not stopped and control.ignored_starts == 1 and speaker.stops == 0
     assert not any(isinstance(e, BargeIn) for e in emitted)
+    control, speaker, emitted, stopped = _control()
+    control.echo_settled = lambda: False  # the echo canceller has not learnt the room yet
+    control.on_event(AnswerStarted(6, "q", True))
+    control.on_event(AnswerSentence(6, "Said."))
+    control.on_event(SpeechStarted(1.0, confidence=0.99))
+    assert not stopped and speaker.stops == 0
+    control.echo_settled = lambda: True
+    control.on_event(SpeechStarted(2.0, confidence=0.99))
+    assert stopped == [1]
     control, _speaker, _emitted, stopped = _control(barge_in=False)
     control.on_event(AnswerStarted(5, "q", True))
     control.on_event(AnswerSentence(5, "Said."))

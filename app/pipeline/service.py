@@ -214,10 +214,14 @@ class DaybookService:
         from app.speech.factory import make_echo_canceller
 
         self.voice.heard_live = bool(getattr(audio, "live", False))  # no barge-in from a file
+        self.voice.echo_settled = lambda: True
         for capture in pipeline.captures:
             capture.recording = self.recording
             if hasattr(capture.source, "echo"):  # a live microphone
-                capture.source.echo = make_echo_canceller(self.cfg.assistant, self.far_end)
+                echo = make_echo_canceller(self.cfg.assistant, self.far_end)
+                capture.source.echo = echo
+                if echo is not None:
+                    self.voice.echo_settled = _settled(echo)
             if capture.name == "capture-video":
                 capture.preview_width = PREVIEW_WIDTH
         return pipeline
@@ -431,3 +435,7 @@ class DaybookService:
         if self._resume_timer is not None:
             self._resume_timer.cancel()
         close_store(self.store)
+
+
+def _settled(echo: Any) -> Callable[[], bool]:
+    return lambda: bool(echo.settled)

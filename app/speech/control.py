@@ -47,6 +47,10 @@ class VoiceControl:
         # Speech heard from a live microphone can be someone talking over Daybook; speech in a
         # recording being replayed (the demo, --audio) cannot (set by the service).
         self.heard_live = True
+        # Whether the microphone's echo canceller has learnt the room (set by the service):
+        # until then its output still holds Daybook's own voice, and speech over an answer is
+        # not taken as barge-in (the first answer through open speakers cut itself off).
+        self.echo_settled: Callable[[], bool] = lambda: True
         self.ignored_starts = 0  # speech starts while speaking that were not sure enough
         self.last_barge_in_delay_s: float | None = None  # SpeechStarted seen → silent
         self.attach(speaker)
@@ -94,6 +98,11 @@ class VoiceControl:
         with self._lock:
             answering = self._answering
         if not speaking and answering is None:
+            return
+        if speaking and not self.echo_settled():
+            self.ignored_starts += 1
+            log.info("speech start while speaking not taken as barge-in: the echo canceller is "
+                     "still learning the room")
             return
         if speaking and event.confidence < self.cfg.barge_in_confidence:
             self.ignored_starts += 1

@@ -33,6 +33,7 @@ FRAME = RATE_HZ // 100  # AEC3 works in 10 ms frames
 RING_S = 4.0  # far-end history kept
 TAIL_S = 0.5  # AEC3 runs this long after the last sound played (the echo tail)
 SETTLE_S = 0.3  # after a stop, block times are not used to pair (the device refills)
+LEARN_S = 3.0  # AEC3 has converged after this much of Daybook's speech (offline: −32 dB at 3 s)
 
 
 class FarEnd:
@@ -175,6 +176,11 @@ class EchoCanceller:
         self.energy_in += float(np.dot(block.astype(np.float64), block.astype(np.float64)))
         self.energy_out += float(np.dot(out.astype(np.float64), out.astype(np.float64)))
         return out
+
+    @property
+    def settled(self) -> bool:
+        """Whether AEC3 has heard enough of Daybook's voice to have learnt the echo path."""
+        return self.frames_processed * FRAME >= LEARN_S * RATE_HZ
 
     @property
     def reduction_db(self) -> float | None:
