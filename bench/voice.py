@@ -231,6 +231,8 @@ def bench_self_hearing(tmp: Path, n: int, echo_cancellation: bool) -> dict[str, 
 def bench_aec_offline() -> dict[str, Any]:
     from pywebrtc_audio import EchoCanceller
 
+    from app.speech.echo import echo_reduction_db
+
     speech = mediagen.speak("You said at eleven this morning that you left your passport in the "
                             "kitchen drawer, and then you went out to buy bread and milk.",
                             speed_wpm=175)
@@ -252,8 +254,7 @@ def bench_aec_offline() -> dict[str, Any]:
         per_frame_ms = 1000 * (time.perf_counter() - t) / (len(cleaned) / 160)
 
         def db(a: np.ndarray, b: np.ndarray) -> float:
-            return round(10 * float(np.log10(np.mean(a.astype(float) ** 2)
-                                             / np.mean(b.astype(float) ** 2))), 1)
+            return round(echo_reduction_db(a, b), 1)
 
         echo_only = slice(u0 - 2 * RATE, u0)
         talk = slice(u0, u0 + len(user))

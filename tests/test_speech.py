@@ -40,7 +40,7 @@ def test_far_end_reads_what_was_sent_by_a_time_and_by_index() -> None:
     assert far.index_at(10.16) == 8 * 320
     assert far.index_at(10.10) == 5 * 320  # 60 ms before the last write: three blocks fewer
     assert far.index_at(11.0) == 8 * 320  # nothing sent after the last write
-    got = far.read(10.16, 640)
+    got = far.read_to(far.index_at(10.16), 640)
     assert list(got[:320]) == [7] * 320 and list(got[320:]) == [8] * 320
     assert not far.read_to(2 * 320, 320).any()  # overwritten: zeros, not stale samples
     far.unsent(320)  # the device dropped the last block unplayed

@@ -11,9 +11,9 @@ not cut it off.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from app.core.config import AssistantConfig
@@ -52,7 +52,6 @@ class VoiceControl:
         # not taken as barge-in (the first answer through open speakers cut itself off).
         self.echo_settled: Callable[[], bool] = lambda: True
         self.ignored_starts = 0  # speech starts while speaking that were not sure enough
-        self.last_barge_in_delay_s: float | None = None  # SpeechStarted seen → silent
         self.attach(speaker)
 
     def attach(self, speaker: Speaker) -> Speaker:
@@ -70,7 +69,7 @@ class VoiceControl:
 
     def speak_next(self) -> None:
         """Say the next answer whatever `speak` is (`ask --speak`)."""
-        self.cfg = _with_speak(self.cfg, "always")
+        self.cfg = dataclasses.replace(self.cfg, speak="always")
 
     def on_event(self, event: object) -> None:
         if isinstance(event, AnswerStarted):
@@ -93,7 +92,6 @@ class VoiceControl:
     def _speech_started(self, event: SpeechStarted) -> None:
         if not self.cfg.barge_in or not self.heard_live:
             return
-        t0 = time.monotonic()
         speaking = self.speaker.speaking
         with self._lock:
             answering = self._answering
@@ -113,7 +111,6 @@ class VoiceControl:
         self.stop_answer()
         delay = self.speaker.stop()
         self.barge_ins += 1
-        self.last_barge_in_delay_s = time.monotonic() - t0
         log.info("barge-in: answer %d stopped (speech silenced in %s)", qid,
                  f"{1000 * delay:.0f} ms" if delay is not None else "—")
         self.emit(BargeIn(qid, event.t0_s))
@@ -134,8 +131,3 @@ class VoiceControl:
         stopped = self.stop_answer()
         return self.speaker.stop() is not None or stopped
 
-
-def _with_speak(cfg: AssistantConfig, speak: str) -> AssistantConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, speak=speak)

@@ -100,10 +100,6 @@ class FarEnd:
             out[n - (end - start):] = self._ring[idx]
         return out
 
-    def read(self, t_end_s: float, n: int) -> np.ndarray:
-        """The `n` samples sent up to time `t_end_s`."""
-        return self.read_to(self.index_at(t_end_s), n)
-
 
 class EchoCanceller:
     """AEC3 on the microphone path, fed from `far` (from the capture thread only).

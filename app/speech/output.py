@@ -122,11 +122,6 @@ class AudioOutput:
         with self._lock:  # it plays after the silence the device holds already (≤ LATENCY_S):
             self._queue.append(segment)  # dropping that moved the echo canceller's timing
 
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return bool(self._queue)
-
     def stop(self) -> list[Segment]:
         """Silence now: the queue is dropped and the device's buffer with it. Returns the
         segments that were queued (the first one perhaps partly played)."""

@@ -109,16 +109,15 @@ class VoiceSpeaker:
         self.output = output
         self.on_started: StartedFn | None = None
         self.on_spoken: SpokenFn | None = None
-        self._inbox: queue.Queue[tuple[int, str | None] | None] = queue.Queue()
+        # (tag, a sentence to say | None: its answer is finished | a segment that started)
+        self._inbox: queue.Queue[tuple[int, str | Segment | None] | None] = queue.Queue()
         self._lock = threading.Lock()
         self._tag: int | None = None  # the answer being said
         self._segments: list[Segment] = []  # its sentences, rendered
         self._finished = False  # its last sentence is known
         self._pending = 0  # its sentences not rendered yet
-        self._cancelled: set[int] = set()
-        self._announced: set[int] = set()
+        self._announced: int | None = None  # the last answer whose first sound was reported
         self.name = "voice"
-        self.rendered_s = 0.0  # seconds spent rendering (bench)
         ready = threading.Event()
         failure: list[BaseException] = []
 
@@ -162,7 +161,6 @@ class VoiceSpeaker:
             tag = self._tag
             if tag is None:
                 return None
-            self._cancelled.add(tag)
             self._tag = None
             segments = self._segments
             self._segments = []
@@ -207,17 +205,21 @@ class VoiceSpeaker:
                 if text is None:
                     self._check_done(tag)
                     continue
+                if isinstance(text, Segment):
+                    with self._lock:
+                        current = tag == self._tag  # not stopped meanwhile
+                    if current and self.on_started is not None:
+                        self.on_started(tag, text.started_s or time.monotonic())
+                    continue
                 with self._lock:
                     wanted = tag == self._tag
                 if not wanted:
                     continue  # stopped before its turn
-                t0 = time.perf_counter()
                 try:
                     pcm = voice.render(text)
                 except Exception:
                     log.exception("the voice could not say a sentence of answer %d", tag)
                     pcm = np.zeros(0, dtype=np.int16)
-                self.rendered_s += time.perf_counter() - t0
                 seg = Segment(pcm, tag, text)
                 with self._lock:
                     if tag != self._tag:
@@ -251,13 +253,11 @@ class VoiceSpeaker:
         self._report(tag, said, False, None)
 
     def _segment_started(self, seg: Segment) -> None:
-        """From the audio callback: a segment's first block went to the device."""
-        if seg.tag in self._announced or self.on_started is None:
-            return
-        self._announced.add(seg.tag)
-        started, t_s = self.on_started, seg.started_s or time.monotonic()
-        threading.Thread(target=started, args=(seg.tag, t_s), name="tts-started",
-                         daemon=True).start()
+        """From the audio callback: a segment's first block went to the device. An answer's
+        first is reported from the render thread (nothing more is done in the callback)."""
+        if seg.tag != self._announced:
+            self._announced = seg.tag
+            self._inbox.put_nowait((seg.tag, seg))
 
     def _report(self, tag: int, said: str, interrupted: bool, delay: float | None) -> None:
         if self.on_spoken is not None:
