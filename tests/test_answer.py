@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from app.core.config import ReasoningConfig
@@ -19,6 +20,7 @@ from app.core.events import (
     AnswerFinished,
     AnswerSentence,
     AnswerStarted,
+    ClipClosed,
     EngineFailed,
     EngineRecovered,
     UtteranceTranscribed,
@@ -313,3 +315,51 @@ def test_a_question_heard_goes_through_the_door(stage) -> None:  # type: ignore[
     _until(lambda: any(isinstance(e, AnswerFinished) for e in events))
     started = [e for e in events if isinstance(e, AnswerStarted)]
     assert [(e.question, e.spoken) for e in started] == [("who has my umbrella", True)]
+
+
+def test_a_spoken_question_waits_for_what_was_heard_before_it_not_for_itself(
+        tmp_path: Path) -> None:
+    """The memory stores first in, first out: the moment heard (or seen) just before a question
+    being stored means everything before it is searchable. The question's own utterance answers
+    nothing, so its answer does not wait for it to be stored."""
+    store = InMemoryStore()
+    e = LexicalEmbedder()
+    retriever = Retriever(store, e, KeyFrameDir(tmp_path), ReasoningConfig(),
+                          wake_name="Daybook")
+    bus = EventBus()
+    events: list[object] = []
+    bus.subscribe(events.append)
+    waited: list[str] = []
+
+    def wait_stored(moment_id: str, _timeout_s: float) -> bool:
+        waited.append(moment_id)
+        fact = "I lent my blue umbrella to Peter"  # stored only now: the answer must find it
+        store.add([(Moment("utt-1", "utterance", at(14, 2), at(14, 2) + 3, fact),
+                    e.embed([fact])[0])], e.name)
+        return True
+
+    worker = AnswerWorker(retriever, lambda: Slow(words=0), bus, wake_name=lambda: "Daybook",
+                          wait_stored=wait_stored, now=lambda: NOW)
+    worker.start()
+    try:
+        worker.offer(UtteranceTranscribed("utt-1", "I lent my blue umbrella to Peter", at(14, 2),
+                                          at(14, 2) + 3, "speech", "test"))
+        worker.offer(ClipClosed("clip-1", at(14, 2) + 1, at(14, 2) + 4, 8,
+                                np.zeros((4, 4, 3), np.uint8), np.ones(8, np.float32)))
+        worker.offer(UtteranceTranscribed("utt-2", "Daybook, who has my umbrella?", at(14, 3),
+                                          at(14, 4), "speech", "test"))
+        _until(lambda: any(isinstance(x, AnswerFinished) for x in events))
+    finally:
+        worker.close()
+    assert waited == ["clip-1"]  # the last moment before the question, not "utt-2"
+    answer = next(x.answer for x in events if isinstance(x, AnswerFinished))
+    assert [c.moment.id for c in answer.citations] == ["utt-1"]
+
+
+def test_a_question_before_anything_was_heard_waits_for_nothing(stage) -> None:  # type: ignore[no-untyped-def]
+    worker, events, box = stage
+    box["reasoner"] = Slow(words=1, delay_s=0.0)
+    worker.wait_stored = lambda _id, _t: pytest.fail("nothing was heard before the question")
+    worker.offer(UtteranceTranscribed("utt-9", "Daybook, who has my umbrella?", at(14, 3),
+                                      at(14, 4), "speech", "test"))
+    _until(lambda: any(isinstance(e, AnswerFinished) for e in events))

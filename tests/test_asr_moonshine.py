@@ -405,3 +405,73 @@ def test_in_a_child_process() -> None:
             "my flight to Berlin leaves early on Sunday")
     finally:
         asr.close()
+
+
+# --- the decoder read back from .ort and constant-folded (app/perception/ort_format.py) --------
+
+def _decode_steps(decoder, hidden: np.ndarray, tokens: list[int]) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
+    """The logits of each step of the merged decoder fed `tokens` one by one."""
+    names = [o.name for o in decoder.get_outputs()]
+    past = {i.name: np.zeros((1, 8, 0, 52), np.float32) for i in decoder.get_inputs()
+            if i.name.startswith("past_key_values.")}
+    logits = []
+    for step, token in enumerate(tokens):
+        out = decoder.run(names, {"input_ids": np.array([[token]], np.int64),
+                                  "encoder_hidden_states": hidden,
+                                  "use_cache_branch": np.array([step > 0]), **past})
+        logits.append(out[0])
+        for name, value in zip(names[1:], out[1:], strict=True):
+            key = name.replace("present.", "past_key_values.", 1)
+            if step == 0 or ".decoder." in key:
+                past[key] = value
+    return logits
+
+
+@needs_weights
+def test_the_folded_decoder_computes_what_the_ort_file_does(asr: MoonshineTranscriber) -> None:
+    import onnxruntime as ort
+
+    from app.perception.ort_format import ort_to_onnx
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.log_severity_level = 3
+    path = wheel_file("decoder")
+    as_ort = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    folded = ort.InferenceSession(ort_to_onnx(path), options, providers=["CPUExecutionProvider"])
+    speech = _conversation([(0.3, "my flight to Berlin leaves early on Sunday")], 3.8)
+    hidden = asr._encoder.run(None, {"input_values": (speech / 32768.0).astype(np.float32)[None]})[0]
+    tokens = [1, *asr._generate((speech / 32768.0).astype(np.float32))[1][:8]]
+    for a, b in zip(_decode_steps(as_ort, hidden, tokens), _decode_steps(folded, hidden, tokens),
+                    strict=True):
+        assert np.abs(a - b).max() < 1e-3
+        assert int(np.argmax(a[0, -1])) == int(np.argmax(b[0, -1]))
+    assert asr.decoder_folded  # the transcriber's own decoder is the folded one
+
+
+def test_a_file_that_is_not_ort_is_refused(tmp_path: Path) -> None:
+    from app.perception.ort_format import ort_to_onnx
+
+    bad = tmp_path / "decoder.ort"
+    bad.write_bytes(b"\0" * 64)
+    with pytest.raises(ValueError, match="not an ORT-format model"):
+        ort_to_onnx(bad)
+
+
+@slow
+@needs_weights
+def test_unfoldable_decoder_falls_back_to_the_ort_file(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from app.perception import ort_format
+
+    def refuse(path):  # type: ignore[no-untyped-def]
+        raise ValueError("initializer 'w' is stored outside the ORT flatbuffer")
+
+    monkeypatch.setattr(ort_format, "ort_to_onnx", refuse)
+    with caplog.at_level("WARNING"):
+        slow_asr = MoonshineTranscriber()
+    assert "decoder runs unoptimised" in caplog.text and "outside the ORT" in caplog.text
+    assert not slow_asr.decoder_folded
+    speech = _conversation([(0.3, "my flight to Berlin leaves early on Sunday")], 3.8)
+    assert words(slow_asr.transcribe(speech, RATE)) == words(
+        "my flight to Berlin leaves early on Sunday")

@@ -46,6 +46,27 @@ def test_question_finds_the_utterance_and_its_key_frame(tmp_path: Path) -> None:
     assert text == "At 9:00 this morning you said: I left my keys in the kitchen drawer."
 
 
+def test_a_question_embedded_ahead_is_embedded_once_and_found_the_same(
+        tmp_path: Path) -> None:
+    retriever, _ = _setup(tmp_path)
+    question = "did I put the keys in the kitchen?"
+    expected = [c.moment.id for c in retriever.retrieve(question, NOW)[0]]
+    calls: list[list[str]] = []
+    embed = retriever.embedder.embed
+
+    def counted(texts: list[str]) -> np.ndarray:
+        calls.append(texts)
+        return embed(texts)
+
+    retriever.embedders[retriever.embedder.name].embed = counted  # type: ignore[method-assign]
+    retriever.prefetch(question)
+    assert len(calls) == 1
+    assert [c.moment.id for c in retriever.retrieve(question, NOW)[0]] == expected
+    assert len(calls) == 1  # the vector embedded ahead was used
+    retriever.retrieve(question, NOW)
+    assert len(calls) == 2  # and used once: a later question is embedded afresh
+
+
 def test_time_words_restrict_the_search(tmp_path: Path) -> None:
     retriever, _ = _setup(tmp_path)
     cites, scope = retriever.retrieve("what did I say about keys this morning", NOW)

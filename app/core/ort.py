@@ -15,8 +15,9 @@ from typing import Any
 _LOCK = threading.Lock()
 
 
-def new_session(ort: Any, path: str, options: Any) -> Any:
-    """`ort.InferenceSession(path, options)` on the CPU, never two being created at once."""
+def new_session(ort: Any, path: str | bytes, options: Any) -> Any:
+    """`ort.InferenceSession(path, options)` (a file or a serialised model) on the CPU, never two
+    being created at once."""
     with _LOCK:
         ort.disable_telemetry_events()
         return ort.InferenceSession(path, sess_options=options,

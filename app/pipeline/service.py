@@ -346,7 +346,7 @@ class DaybookService:
     def ask(self, question: str, *, spoken: bool = False, after: str | None = None) -> int:
         """Queue a question for the answer stage (it cancels the answer being given); its
         AnswerStarted/Chunk/Sentence/Finished events follow. `after`: a moment id to wait for
-        in the store first (a spoken question's own utterance)."""
+        in the store first (for a spoken question, the moment heard or seen before it)."""
         return self.answers.ask(question, spoken=spoken, after=after)
 
     def stop_answer(self) -> bool:
@@ -402,6 +402,9 @@ class DaybookService:
     def _wait_stored(self, moment_id: str, timeout_s: float) -> bool:
         """Wait until `moment_id` (and so, the memory worker being first in, first out,
         everything heard before it) is committed and searchable."""
+        with self._stored_cond:
+            if moment_id in self._stored_ids:
+                return True  # no flush: the question's own utterance is stored after its answer
         pipe = self.pipeline
         if pipe is not None:
             pipe.memory.flush_soon()

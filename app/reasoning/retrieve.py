@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
+
+import numpy as np
 
 from app.core.config import ReasoningConfig
 from app.memory.base import Embedder, Hit, MemoryStore, Moment
@@ -53,6 +56,7 @@ TIME_BOOST = 0.2  # × 1/RRF_K at the middle of a time word's range, 0 at its ed
 # "The last time I …": vector matches this close to the best one, and the best keyword match,
 # are the relevant ones; the newest of them comes first.
 LATEST_MARGIN = 0.1
+PREFETCH_KEPT = 8  # question vectors embedded ahead (a question cancelled before retrieval)
 
 
 # What a question asks for (by its opening words), and how a moment that holds that kind of
@@ -117,6 +121,30 @@ class Retriever:
         self.cfg = cfg
         self.wake_name = wake_name
         self.embedders = {e.name: e for e in [*(others or []), embedder]}
+        self._prefetched: dict[tuple[str, str], np.ndarray] = {}
+        self._prefetch_lock = threading.Lock()
+
+    def prefetch(self, question: str) -> None:
+        """Embed `question` now for its `retrieve` to come. A spoken question calls this while
+        the memory worker embeds and stores its utterance, so the two embeddings run side by
+        side instead of one after the other."""
+        content = content_of(question)
+        if not match_query(content):
+            return
+        state = self.store.embedder_state(self.embedder.name)
+        for name in (state.active, state.building):
+            embedder = self.embedders.get(name) if name else None
+            if embedder is not None and name is not None:
+                vector = embedder.embed([content])[0]
+                with self._prefetch_lock:
+                    if len(self._prefetched) >= PREFETCH_KEPT:
+                        self._prefetched.clear()
+                    self._prefetched[(name, content)] = vector
+
+    def _vector(self, embedder: Embedder, name: str, content: str) -> np.ndarray:
+        with self._prefetch_lock:
+            vector = self._prefetched.pop((name, content), None)
+        return embedder.embed([content])[0] if vector is None else vector
 
     def _asked(self, m: Moment) -> bool:
         """A question said to the assistant: remembered, but it answers nothing (not even
@@ -161,7 +189,7 @@ class Retriever:
             embedder = self.embedders.get(name) if name else None
             if embedder is None or name is None:
                 continue
-            vector = embedder.embed([content])[0]
+            vector = self._vector(embedder, name, content)
             floor = self._min_similarity(embedder)
             hits = [h for h in self.store.search(vector, k, t0_s, t1_s, embedder=name)
                     if h.similarity >= floor and not self._asked(h.moment)]
