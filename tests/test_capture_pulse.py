@@ -521,6 +521,12 @@ def test_microphone_lost_while_recording(tmp_path: Path, how: str) -> None:
             for pcm in (_silence(0.5), speech, _silence(0.8)):
                 server.feed(pcm)
             rec.wait_for(UtteranceTranscribed, timeout_s=len(speech) / RATE + 15)
+            # Unplugged once the feeder has written all it was given. Unloaded while the feeder
+            # still wrote the trailing silence into its FIFO, the pipe-source's recording stream
+            # was neither ended nor stalled (no SourceLost in 10 s, every run), which is a
+            # property of the test's FIFO, not of a microphone; it began once the recogniser got
+            # fast enough to answer inside that silence.
+            server.wait_played(10)
             lost_at = time.monotonic()
             if how == "unplugged":
                 server.unplug()

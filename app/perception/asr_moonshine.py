@@ -36,8 +36,8 @@ the text bent or dropped it (app/perception/name_check.py).
 Measured by bench/hearing.py on this machine (2 cores, no AVX-512), 30 sentences by Piper's
 natural voice and four espeak-ng voices over room noise, cut by the Silero VAD: 11.8 % word
 errors (Piper 0 %, en-gb 4 %, en-gb-x-rp 6 %; espeak's robotic American voices 23–24 %, mostly
-sounds alike: "the meeting winner is in at three"); load 1.2 s; real-time factor 0.38 (2
-threads); 165 MB after loading, ≈770 MB once it has transcribed.
+sounds alike: "the meeting winner is in at three"); load 2.2 s; real-time factor 0.06 (2
+threads; 0.38 with the .ort decoder as it is); the child's peak 857 MB.
 
 The decoder is loaded as an ONNX model read back from its .ort file (app/perception/ort_format.py):
 onnxruntime optimises no .ort model, so each step turned every int8 weight back into float32

@@ -404,7 +404,9 @@ class DaybookService:
         everything heard before it) is committed and searchable."""
         with self._stored_cond:
             if moment_id in self._stored_ids:
-                return True  # no flush: the question's own utterance is stored after its answer
+                # No early flush: the question's own utterance is committed with the next batch
+                # (≤ flush_interval_s later) while the answer is being given.
+                return True
         pipe = self.pipeline
         if pipe is not None:
             pipe.memory.flush_soon()
