@@ -146,13 +146,25 @@ def speech_span_s(pcm: np.ndarray, below_peak_db: float = 35.0) -> tuple[float, 
 
 def scenes_video(path: Path, scene_s: list[float], *, size: str = "320x240", fps: int = 10) -> Path:
     """A video of consecutive, visibly different scenes (one lavfi source each)."""
+    return video(path, [(SCENES[i % len(SCENES)], "", dur) for i, dur in enumerate(scene_s)],
+                 size=size, fps=fps)
+
+
+# A camera's sensor noise, as ffmpeg adds it: ±`alls` grey levels a pixel, new each frame.
+SENSOR_NOISE = "noise=alls=12:allf=t+u"
+
+
+def video(path: Path, scenes: list[tuple[str, str, float]], *, size: str = "640x480",
+          fps: int = 10) -> Path:
+    """A video of consecutive scenes, each (lavfi source, filters to apply or "", seconds):
+    ("color=c=0x808080", SENSOR_NOISE, 6.0) is a plain grey wall seen by a noisy camera."""
     args = [require("ffmpeg"), "-loglevel", "error", "-y"]
-    for i, dur in enumerate(scene_s):
-        src = SCENES[i % len(SCENES)]
+    for src, _, dur in scenes:
         sep = ":" if "=" in src else "="
         args += ["-f", "lavfi", "-t", str(dur), "-i", f"{src}{sep}size={size}:rate={fps}"]
-    n = len(scene_s)
-    chain = "".join(f"[{i}:v]format=yuv420p,setsar=1[v{i}];" for i in range(n))
+    n = len(scenes)
+    chain = "".join(f"[{i}:v]{f + ',' if f else ''}format=yuv420p,setsar=1[v{i}];"
+                    for i, (_, f, _) in enumerate(scenes))
     chain += "".join(f"[v{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[out]"
     args += ["-filter_complex", chain, "-map", "[out]", "-c:v", "libx264", "-preset", "ultrafast",
              "-pix_fmt", "yuv420p", str(path)]

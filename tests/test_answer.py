@@ -363,3 +363,45 @@ def test_a_question_before_anything_was_heard_waits_for_nothing(stage) -> None: 
     worker.offer(UtteranceTranscribed("utt-9", "Daybook, who has my umbrella?", at(14, 3),
                                       at(14, 4), "speech", "test"))
     _until(lambda: any(isinstance(e, AnswerFinished) for e in events))
+
+
+@pytest.mark.parametrize("question", [
+    "what am I holding?", "What do you see?", "Can you see this?", "what's this?",
+    "what is in front of me", "what colour is this", "describe what you see",
+    "What does it look like?", "what am I looking at"])
+def test_questions_about_now(question: str) -> None:
+    from app.reasoning.present import asks_about_now
+
+    assert asks_about_now(question)
+
+
+@pytest.mark.parametrize("question", [
+    "what did I see at 8?", "what is this meeting about?", "what was I holding yesterday?",
+    "where are my keys?", "what am I doing tomorrow?", "who did I see this morning?"])
+def test_questions_about_memory_are_not_about_now(question: str) -> None:
+    from app.reasoning.present import asks_about_now
+
+    assert not asks_about_now(question)
+
+
+def test_a_question_about_now_is_answered_from_the_latest_clip_plainly(stage) -> None:  # type: ignore[no-untyped-def]
+    """With no vision model, Daybook says it cannot put what it sees into words, with the
+    camera's latest view; the language model (which cannot see) is not asked."""
+    worker, events, box = stage
+    box["reasoner"] = Slow(words=3, delay_s=0.0)
+    store = worker.retriever.store
+    store.add([(Moment("clip-old", "clip", NOW - 600, NOW - 590, n_frames=10),
+                np.ones(256, np.float32)),
+               (Moment("clip-now", "clip", NOW - 20, NOW - 4, n_frames=16),
+                np.ones(256, np.float32))], "visual")
+    answer = _wait(events, worker.ask("what am I holding?"))
+    assert [c.moment.id for c in answer.citations] == ["clip-now"]
+    assert answer.reasoner == "extractive (no language model)"
+    assert answer.text.startswith("I can't say in words what I see: no vision model is installed")
+    assert "The camera's latest view, from " in answer.text
+
+    store.delete(["clip-now"])  # the camera gave nothing in the last minute
+    answer = _wait(events, worker.ask("what do you see?"))
+    assert answer.citations == []
+    assert answer.text == ("I can't see anything right now: the camera has shown me nothing "
+                           "in the last minute.")

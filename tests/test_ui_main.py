@@ -505,3 +505,23 @@ def test_speaking_to_the_window_through_a_real_microphone(qtbot, tmp_path: Path,
     assert said.said == said.answer.strip() and not said.said_cut, (said.said, said.answer)
     assert typed.said is None
     assert voice.startswith("Voice: pyttsx3"), voice
+
+
+def test_the_camera_says_live_reconnecting_or_none(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from app.core.events import FramePreviewed, SourceLost, SourceRecovered
+
+    bus = window.service.bus
+    assert window.camera_label.text() == "Camera: none"  # no camera on this machine
+    stream = "stream rtsp://192.168.1.20/live"
+    bus.emit(FramePreviewed(np.zeros((48, 64, 3), np.uint8), time.time()))
+    qtbot.waitUntil(lambda: window.camera_label.text() == "Camera: live", timeout=5000)
+    bus.emit(SourceLost(stream, "the stream rtsp://192.168.1.20/live stopped delivering frames"))
+    qtbot.waitUntil(lambda: window.camera_label.text() == "Camera: reconnecting…", timeout=5000)
+    assert "stopped delivering frames" in window.camera_label.toolTip()
+    assert "Reconnecting" in window.preview.text()
+    assert "retrying" in window.banner.text.text()
+    bus.emit(SourceLost("microphone default", "unplugged"))  # the microphone is not the camera
+    bus.emit(SourceRecovered(stream))
+    qtbot.waitUntil(lambda: window.camera_label.text() == "Camera: live", timeout=5000)

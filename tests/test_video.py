@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import functools
 import http.server
+import queue
+import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,95 @@ def test_stream_that_does_not_answer(http_server: str) -> None:
 def test_directory_is_not_a_video(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="directory"):
         Cv2FrameSource(str(tmp_path))
+
+
+# --- a live stream lost and recovered ---------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve_stream(url: str) -> subprocess.Popen[bytes]:
+    """ffmpeg as a live camera on loopback: a test pattern at real-time pace, MPEG-TS over HTTP
+    (it serves one client, then exits)."""
+    return subprocess.Popen(
+        ["ffmpeg", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
+         "testsrc2=size=320x240:rate=10", "-c:v", "libx264", "-preset", "ultrafast", "-tune",
+         "zerolatency", "-g", "10", "-f", "mpegts", "-listen", "1", url],
+        stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_a_stream_killed_and_restarted_is_recovered_with_the_gap_in_the_timeline() -> None:
+    from app.core.config import VideoConfig
+    from app.core.events import ClipClosed, SourceEnded, SourceLost, SourceRecovered
+    from app.memory.base import Moment
+    from app.perception.clips import ClipBuilder
+    from app.pipeline.runtime import EventBus, Inbox
+    from app.pipeline.workers import CaptureThread
+    from app.ui.timeline_model import group_by_hour
+
+    url = f"http://127.0.0.1:{_free_port()}/live.ts"
+    server = _serve_stream(url)
+    events: list[object] = []
+    bus, inbox, stop = EventBus(), Inbox[object]("clips", 10_000), threading.Event()
+    bus.subscribe(events.append)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # the server listens a moment after it starts
+            try:
+                source = Cv2FrameSource(url, max_fps=1.0)
+                break
+            except InputError:
+                assert time.monotonic() < deadline, "the loopback stream never opened"
+                time.sleep(0.2)
+        capture = CaptureThread("capture-video", source, inbox, bus, stop, threading.Event())
+        capture.retry_delays_s = (0.2, 0.5, 1.0)
+        capture.start()
+        builder, clips, frames = ClipBuilder(VideoConfig()), [], []
+
+        def take(until_s: float) -> None:
+            while time.monotonic() < until_s:
+                try:
+                    item = inbox.get(0.1)
+                except queue.Empty:
+                    continue
+                if not isinstance(item, SourceEnded):
+                    frames.append(item)
+                    clips.extend([c] if (c := builder.push(item)) else [])
+
+        take(time.monotonic() + 4.0)
+        server.kill()  # the camera goes away mid-recording
+        server.wait()
+        killed_at = time.time()
+        take(time.monotonic() + 4.0)
+        assert any(isinstance(e, SourceLost) for e in events), "the loss was not noticed"
+        server = _serve_stream(url)  # and comes back
+        restarted_at = time.time()
+        deadline = time.monotonic() + 20
+        while not any(isinstance(e, SourceRecovered) for e in events):
+            take(time.monotonic() + 0.2)
+            assert time.monotonic() < deadline, "the stream was not recovered"
+        take(time.monotonic() + 4.0)
+        stop.set()
+        capture.join(10)
+        clips.extend([c] if (c := builder.flush()) else [])
+    finally:
+        stop.set()
+        server.kill()
+        server.wait()
+    lost = next(e for e in events if isinstance(e, SourceLost))
+    assert "stopped delivering frames" in lost.message
+    assert source.reconnects == 1 and not capture.failed
+    before = [f for f in frames if f.t_s < killed_at]
+    after = [f for f in frames if f.t_s > restarted_at]
+    assert len(before) >= 3 and len(after) >= 3
+    assert all(isinstance(c, ClipClosed) for c in clips)
+    # No clip spans the time the camera was away; the timeline shows it as a gap.
+    assert not any(c.t0_s < killed_at and c.t1_s > restarted_at for c in clips)
+    moments = [Moment(c.id, "clip", c.t0_s, c.t1_s, n_frames=c.n_frames) for c in clips]
+    lanes = group_by_hour(moments)
+    gap_s = sum(lane.gap_s for lane in lanes)
+    assert restarted_at - killed_at - 1.0 <= gap_s <= restarted_at - killed_at + 8.0, gap_s

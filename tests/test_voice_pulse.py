@@ -55,6 +55,18 @@ def _spoken_part(pcm: np.ndarray) -> np.ndarray:
     return pcm[max(0, loud[0] - RATE // 3):loud[-1] + RATE // 2]
 
 
+def _keep(pcm: np.ndarray, path: Path) -> Path:
+    """The recording as a WAV beside the test's other files, to listen to when it fails."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    return path
+
+
 def _words(text: str) -> set[str]:
     return {w.strip(".,?!;:\"'").lower() for w in text.split()}
 
@@ -193,6 +205,7 @@ def test_listen_answers_out_loud_and_ask_speak_says_one_answer(tmp_path: Path) -
             if proc.poll() is None:
                 proc.kill()
         pcm, _ = sink.audio()
+        listen_wav = _keep(_spoken_part(pcm), tmp_path / "listen-speaker.wav")
         heard_listen = _transcribe(_spoken_part(pcm))
         t_ask = time.monotonic()
         ask = subprocess.run(
@@ -208,7 +221,9 @@ def test_listen_answers_out_loud_and_ask_speak_says_one_answer(tmp_path: Path) -
     assert any(x.startswith("heard: ") and "drawer" in x for x in lines), out
     answer = [x for x in lines if x.startswith("Daybook: ")]
     assert answer and "drawer" in answer[0], out
-    assert {"passport", "kitchen", "drawer"} <= _words(heard_listen), heard_listen
+    assert {"passport", "kitchen", "drawer"} <= _words(heard_listen), (
+        f"heard back {heard_listen!r} from {listen_wav} ({len(pcm) / RATE:.1f} s recorded); "
+        f"listen printed {out!r}")
     assert ask.returncode == 0, ask.stderr
     assert "drawer" in ask.stdout, ask.stdout
     assert {"passport", "kitchen", "drawer"} <= _words(heard_ask), heard_ask

@@ -1,4 +1,10 @@
-"""Frames from a camera index, a video file or a stream URL, through OpenCV."""
+"""Frames from a camera index, a video file or a stream URL (RTSP, HTTP: a phone or an IP
+camera), through OpenCV.
+
+A live source that stops delivering (a camera unplugged, a stream whose sender went away or fell
+silent for `STREAM_TIMEOUT_S`) raises InputError; the capture thread (app/pipeline/workers.py)
+reports it lost and calls `reopen` with back-off until it delivers again. A file ends.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +21,10 @@ from app.core.errors import InputError
 from app.core.events import FrameCaptured
 
 log = logging.getLogger(__name__)
+
+# How long a stream may take to open, or go without a frame, before it counts as lost. OpenCV's
+# FFmpeg backend otherwise waits 30 s to open and, on a stream that stops sending, for ever.
+STREAM_TIMEOUT_S = 5.0
 
 
 def _kind(spec: str) -> str:
@@ -48,6 +58,8 @@ class Cv2FrameSource:
         self.realtime = realtime
         self.start_s = time.time() if start_s is None else start_s
         self.name = f"{self.kind} {Path(spec).name if self.kind == 'file' else spec}"
+        self.reconnects = 0  # times it delivered again after it was lost
+        self._reopened = False
         if self.kind == "file":
             path = Path(spec)
             if not path.exists():
@@ -61,15 +73,7 @@ class Cv2FrameSource:
                     pass
             except PermissionError as exc:
                 raise InputError(f"cannot read video file {spec}: permission denied") from exc
-        self._cap: Any = cv2.VideoCapture(int(spec) if self.kind == "camera" else spec)
-        if not self._cap.isOpened():
-            self._cap.release()
-            what = {
-                "camera": f"no camera at index {spec}",
-                "stream": f"cannot open stream {spec}",
-                "file": f"cannot decode video file {spec} (not a video, or a codec OpenCV lacks)",
-            }[self.kind]
-            raise InputError(what)
+        self._cap: Any = self._capture()
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0 < fps < 1000 else 30.0
         count = float(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0.0)
@@ -83,6 +87,33 @@ class Cv2FrameSource:
                 raise InputError(f"video file has no readable frames: {spec}")
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
 
+    def _capture(self) -> Any:
+        """An opened cv2.VideoCapture of the source; InputError when it cannot be opened."""
+        spec = self.spec
+        if self.kind == "stream":
+            ms = int(STREAM_TIMEOUT_S * 1000)
+            cap = cv2.VideoCapture(spec, cv2.CAP_FFMPEG, [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        else:
+            cap = cv2.VideoCapture(int(spec) if self.kind == "camera" else spec)
+        if not cap.isOpened():
+            cap.release()
+            what = {
+                "camera": f"no camera at index {spec}",
+                "stream": f"cannot open stream {spec}",
+                "file": f"cannot decode video file {spec} (not a video, or a codec OpenCV lacks)",
+            }[self.kind]
+            raise InputError(what)
+        return cap
+
+    def reopen(self) -> None:
+        """Open the lost camera or stream again (from the capture thread, between tries).
+        Raises InputError while it cannot be opened."""
+        self.close()
+        self._cap = self._capture()
+        self._reopened = True
+        log.info("%s opened again", self.name)
+
     def frames(self, stop: threading.Event) -> Iterator[FrameCaptured]:
         min_gap_s = 1.0 / self.max_fps
         next_due_s = 0.0
@@ -91,9 +122,13 @@ class Cv2FrameSource:
         try:
             while not stop.is_set():
                 if not self._cap.grab():
-                    if self.live:
-                        log.warning("%s stopped delivering frames", self.name)
+                    if self.live and not stop.is_set():
+                        what = "camera" if self.kind == "camera" else "stream"
+                        raise InputError(f"the {what} {self.spec} stopped delivering frames")
                     break
+                if self._reopened:
+                    self._reopened = False
+                    self.reconnects += 1
                 index += 1
                 if self.live:
                     t_s = time.time()
@@ -114,7 +149,8 @@ class Cv2FrameSource:
                         break
                 yield FrameCaptured(image=image, t_s=t_s, index=index)
         finally:
-            self.close()
+            if not self.live:
+                self.close()
 
     def close(self) -> None:
         if self._cap is not None:

@@ -37,6 +37,7 @@ from app.pipeline.runtime import EventBus, Inbox
 from app.reasoning.base import Answer, Citation, Prompt, Reasoner, ReasonerError, Request
 from app.reasoning.extractive import ExtractiveReasoner
 from app.reasoning.instruction import addressed_question
+from app.reasoning.present import asks_about_now
 from app.reasoning.retrieve import Retriever
 from app.reasoning.sentences import SentenceSplitter
 from app.reasoning.summarise import BackgroundSlot
@@ -56,6 +57,7 @@ class Question:
     # (the memory stores first in, first out, so everything before it is in then). Not the
     # question's own utterance, which answers nothing: storing it took 11–18 ms of each answer.
     after: str | None = None
+    moment: str | None = None  # a spoken question's own utterance (named in the debug log)
     cancel: threading.Event = field(default_factory=threading.Event)
 
 
@@ -103,12 +105,13 @@ class AnswerWorker(threading.Thread):
         if question:
             # No question text at INFO (privacy): _answer logs it at DEBUG, naming the moment.
             log.info("spoken question (%s): %d chars", event.id, len(question))
-            self.ask(question, spoken=True, after=before)
+            self.ask(question, spoken=True, after=before, moment=event.id)
 
-    def ask(self, text: str, *, spoken: bool = False, after: str | None = None) -> int:
+    def ask(self, text: str, *, spoken: bool = False, after: str | None = None,
+            moment: str | None = None) -> int:
         """Queue a question; whatever is being answered or waits is cancelled. Returns its id
         (AnswerStarted/Chunk/Sentence/Finished events carry it)."""
-        q = Question(next(self._ids), text, spoken, after)
+        q = Question(next(self._ids), text, spoken, after, moment)
         self.background_slot.interrupt()  # a summary being written gives way
         with self._lock:
             self._cancel_all()
@@ -165,7 +168,8 @@ class AnswerWorker(threading.Thread):
         """Answer one question (in this thread), emitting its events; returns the answer."""
         reasoner = self.reasoner()
         self.bus.emit(AnswerStarted(q.id, q.text, q.spoken, reasoner.name))
-        log.debug("question %d%s: %r", q.id, f" ({q.after})" if q.after else "", q.text)
+        # Named by its own moment: deleting that moment deletes this line (app/core/logs.py).
+        log.debug("question %d%s: %r", q.id, f" ({q.moment})" if q.moment else "", q.text)
         if q.cancel.is_set():
             return self._finish(q, Answer(q.text, "", reasoner=reasoner.name, interrupted=True))
         if q.after is not None:
@@ -176,14 +180,21 @@ class AnswerWorker(threading.Thread):
         if q.after is not None and not self.wait_stored(q.after, STORED_WAIT_S):
             log.warning("answering question %d (%s) before the memory caught up", q.id, q.after)
         now_s = self.now()
+        present = asks_about_now(q.text)
+        if present:  # no language model here sees: answered from the latest clip, plainly
+            reasoner = self.fallback
         try:
-            citations, scope = self.retriever.retrieve(q.text, dt.datetime.fromtimestamp(now_s))
+            if present:
+                citations, scope = self.retriever.present(now_s), None
+            else:
+                citations, scope = self.retriever.retrieve(q.text,
+                                                           dt.datetime.fromtimestamp(now_s))
         except Exception as exc:
             log.exception("searching the memory for question %d failed", q.id)
             text = f"Sorry, I could not search my memory ({exc})."
             self._emit_text(q, text)
             return self._finish(q, Answer(q.text, text, reasoner=reasoner.name))
-        request = Request(q.text, citations, scope.label if scope else None, now_s)
+        request = Request(q.text, citations, scope.label if scope else None, now_s, present)
         parts: list[str] = []
         note: str | None = None
         used = reasoner

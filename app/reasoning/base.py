@@ -43,6 +43,7 @@ class Request:
     citations: list[Citation]
     scope: str | None
     now_s: float
+    present: bool = False  # about what the camera sees now (app/reasoning/present.py)
 
 
 @dataclass(frozen=True)

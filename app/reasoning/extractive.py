@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from app.memory.base import Moment
 from app.reasoning.base import Citation, Prompt, Request
+from app.reasoning.present import present_answer
 from app.reasoning.prompt import spoken_day, spoken_when
 
 
@@ -43,6 +44,8 @@ def say_moment(m: Moment, now_s: float) -> str:
 
 
 def spoken_answer(request: Request) -> str:
+    if request.present:
+        return present_answer(request)
     citations = request.citations
     if not citations:
         where = f" from {request.scope}" if request.scope else ""

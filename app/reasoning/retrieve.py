@@ -26,6 +26,7 @@ from app.memory.keyframes import KeyFrameDir
 from app.memory.sidecar import match_query
 from app.reasoning.base import Citation
 from app.reasoning.instruction import addressed_question
+from app.reasoning.present import PRESENT_S
 from app.reasoning.timewords import TimeScope, parse_time_scope, wants_latest
 
 # Words that only place a question in time (the time words parser reads them) or ask for a
@@ -203,6 +204,11 @@ class Retriever:
             relevant.add(hits[0].moment.id)
         rankings.append((KEYWORD_WEIGHT, hits))
         return fuse(rankings, scope, kind), relevant
+
+    def present(self, now_s: float) -> list[Citation]:
+        """The latest clip the camera gave (app/reasoning/present.py), if it is recent."""
+        clips = self.store.moments_between(now_s - PRESENT_S, now_s + 1.0, kinds=("clip",))
+        return [self._cite(clips[-1], 0.0)] if clips else []
 
     def _in_scope(self, scope: TimeScope | None, now: dt.datetime | None) -> list[Citation]:
         if scope is None:  # nothing to go on: the latest moments of today

@@ -74,6 +74,15 @@ from app.ui.tasks import BackgroundTasks
 from app.ui.transcript import TranscriptModel
 
 log = logging.getLogger(__name__)
+
+LIVE, RECONNECTING, NO_CAMERA, CAMERA_OFF = "live", "reconnecting…", "none", "off"
+VIDEO_KINDS = ("camera ", "stream ", "file ")  # how the frame sources name themselves
+
+
+def is_video_source(event: object) -> bool:
+    """A source event about the camera (or a video stream or file), not the microphone."""
+    return (isinstance(event, SourceLost | SourceRecovered | SourceFailed | SourceEnded)
+            and event.source.startswith(VIDEO_KINDS))
 ICON = Path(__file__).resolve().parents[2] / "resources" / "daybook.svg"
 RENDER_MS = 40  # the conversation is redrawn at most this often while an answer streams
 NOTE_STYLE = "color:#808080; font-size:small"
@@ -242,7 +251,10 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.state_label)
         sb.addWidget(self.models_label, 1)
         self.voice_label = QLabel("Voice: starting…")
-        for w in (self.voice_label, self.cpu_label, self.backlog_label, self.dropped_label):
+        self.camera_label = QLabel()
+        self._set_camera(NO_CAMERA)
+        for w in (self.camera_label, self.voice_label, self.cpu_label, self.backlog_label,
+                  self.dropped_label):
             sb.addPermanentWidget(w)
 
     def _build_tray(self) -> QSystemTrayIcon | None:
@@ -262,6 +274,8 @@ class MainWindow(QMainWindow):
     # --- events from the pipeline (GUI thread) -------------------------------------------------
 
     def on_event(self, event: Any) -> None:
+        if is_video_source(event):
+            self._on_camera(event)
         if isinstance(event, FramePreviewed):
             self._show_frame(event.image)
         elif isinstance(event, SpeechStarted | SpeechEnded | UtteranceTranscribed):
@@ -313,7 +327,31 @@ class MainWindow(QMainWindow):
                 f"Memory: re-indexing {event.done} of {event.total} moments by meaning "
                 f"({percent} %); search works meanwhile.", 5_000)
 
+    def _set_camera(self, state: str, why: str = "") -> None:
+        self.camera_state = state
+        self.camera_label.setText(f"Camera: {state}")
+        self.camera_label.setToolTip(why)
+
+    def _on_camera(self, event: Any) -> None:
+        """live / reconnecting… / none / off, in the status bar and over the preview."""
+        if isinstance(event, SourceLost):
+            self._set_camera(RECONNECTING, event.message)
+            self.preview.clear()
+            self.preview.setText(f"Camera lost: {event.message}\nReconnecting…")
+        elif isinstance(event, SourceRecovered):
+            self._set_camera(LIVE)
+        elif isinstance(event, SourceFailed):
+            self._set_camera(NO_CAMERA, event.message)
+            self.preview.clear()
+            self.preview.setText(f"No camera: {event.message}")
+        elif isinstance(event, SourceEnded):
+            self._set_camera(CAMERA_OFF, "not recording")
+            self.preview.clear()
+            self.preview.setText("Camera off")
+
     def _show_frame(self, image: np.ndarray) -> None:
+        if self.camera_state != LIVE:
+            self._set_camera(LIVE)
         h, w = image.shape[:2]
         rgb = np.ascontiguousarray(image[:, :, ::-1])
         qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()

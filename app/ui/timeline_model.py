@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import re
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,7 @@ LaneRole = Qt.ItemDataRole.UserRole + 4  # the _Lane (hour rows)
 
 CLIP_COLOR = QColor("#3a7bc8")  # seen
 SPEECH_COLOR = QColor("#d9822b")  # heard
+GAP_COLOR = QColor("#c0392b")  # nothing seen: the camera lost, paused or off
 
 COMPACT_ROW_PX = 44
 COMPACT_THUMB = QSize(56, 40)
@@ -153,6 +155,9 @@ def moment_json(m: Moment, key_frame: str | None = None) -> dict[str, Any]:
 # --- the day model -------------------------------------------------------------------------
 
 
+CAMERA_GAP_S = 5.0  # no clip for this long between two clips: a gap in what was seen
+
+
 def _order(m: Moment) -> tuple[float, str, str]:
     return (m.t0_s, m.kind, m.id)
 
@@ -167,6 +172,10 @@ class _Lane:
     n_clips: int = 0
     bands: list[tuple[float, float]] = field(default_factory=list)  # episodes, fractions of hour
     summary: str = ""  # the hour's summary (long-term memory), "" until one is written
+    # Where the camera saw nothing between two clips of the hour (lost, reconnecting, paused,
+    # the app closed): (start, end) as fractions of the hour, and the seconds missing.
+    gaps: list[tuple[float, float]] = field(default_factory=list)
+    gap_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.refresh()
@@ -178,6 +187,14 @@ class _Lane:
             ticks.append(((t.minute * 60 + t.second) / 3600, m.kind == "clip"))
         self.ticks = ticks
         self.n_clips = sum(1 for _, clip in ticks if clip)
+        self.gaps, self.gap_s = [], 0.0
+        clips = [m for m in self.moments if m.kind == "clip"]
+        for before, after in itertools.pairwise(clips):
+            if after.t0_s - before.t1_s >= CAMERA_GAP_S:
+                start = local_dt(before.t1_s)
+                frac = (start.minute * 60 + start.second + start.microsecond / 1e6) / 3600
+                self.gaps.append((frac, min(1.0, frac + (after.t0_s - before.t1_s) / 3600)))
+                self.gap_s += after.t0_s - before.t1_s
 
     @property
     def n_utterances(self) -> int:

@@ -17,6 +17,7 @@ from PySide6.QtCore import (
     Qt,
 )
 from PySide6.QtGui import (
+    QBrush,
     QColor,
     QFont,
     QPainter,
@@ -35,6 +36,7 @@ from app.ui.timeline_model import (
     CLIP_COLOR,
     COMPACT_ROW_PX,
     COMPACT_THUMB,
+    GAP_COLOR,
     HIT_THUMB,
     LARGE_ROW_PX,
     LARGE_THUMB,
@@ -177,6 +179,8 @@ class LaneDelegate(QStyledItemDelegate):
                 full.bottom() - rect.bottom() - 3), selected)
         counts = [(f"{len(lane.moments)} moments", None),
                   (f"{lane.n_clips} seen", CLIP_COLOR), (f"{lane.n_utterances} heard", SPEECH_COLOR)]
+        if lane.gaps:
+            counts.append((f"camera off {_duration(lane.gap_s)}", GAP_COLOR))
         for i, (text, dot) in enumerate(counts):
             if i:
                 text = "·  " + text if dot is None else text
@@ -213,6 +217,15 @@ class LaneDelegate(QStyledItemDelegate):
             painter.setPen(Qt.PenStyle.NoPen)
             painter.setBrush(tint)
             painter.drawRoundedRect(QRect(x0, strip.top() + 1, x1 - x0, strip.height() - 2), 2, 2)
+        # Gaps in what was seen: hatched, at least 3 px wide so a few seconds still show.
+        for a, b in lane.gaps:
+            x0 = strip.left() + round(a * strip.width())
+            x1 = max(strip.left() + round(b * strip.width()), x0 + 3)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QBrush(GAP_COLOR, Qt.BrushStyle.BDiagPattern))
+            painter.drawRect(QRect(x0, strip.top(), x1 - x0, strip.height()))
+            painter.setBrush(GAP_COLOR)
+            painter.drawRect(QRect(x0, strip.bottom() - 2, x1 - x0, 3))
         for clip_pass in (True, False):  # speech on top: it is sparser
             painter.setPen(QPen(CLIP_COLOR if clip_pass else SPEECH_COLOR, 2))
             for frac, is_clip in lane.ticks:
