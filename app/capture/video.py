@@ -9,16 +9,26 @@ reports it lost and calls `reopen` with back-off until it delivers again. A file
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+# FFmpeg inside OpenCV prints every failed connection while a lost stream is retried
+# ("[tcp @ 0x…] Connection refused"), and OpenCV a warning for each source it cannot open
+# ("[ WARN:0@0.025] global cap.cpp:212 open VIDEOIO(FFMPEG): …"); the capture thread says the
+# loss once, itself. FFmpeg quiet (AV_LOG_QUIET; read when OpenCV first opens a stream) unless
+# the user set it, OpenCV's warnings off.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
 import cv2
 
 from app.core.errors import InputError
 from app.core.events import FrameCaptured
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 log = logging.getLogger(__name__)
 

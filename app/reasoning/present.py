@@ -42,6 +42,5 @@ def present_answer(request: Request) -> str:
         return ("I can't see anything right now: the camera has shown me nothing in the last "
                 "minute.")
     seen = request.citations[0].moment
-    return (f"I can't say in words what I see: no vision model is installed (Settings, "
-            f"Models). The camera's latest view, from {spoken_when(seen.t0_s, request.now_s)}, "
-            "is shown with this answer.")
+    return ("I can't say in words what I see: no vision model is installed (Settings, "
+            f"Models). Here is what the camera saw {spoken_when(seen.t0_s, request.now_s)}.")
