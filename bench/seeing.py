@@ -8,8 +8,9 @@
               per second)
   key frames  JPEG bytes written per recorded hour, for a steady scene (a clip every 16 s) and
               for the busy test video (a scene change every 6–8 s)
-  captions    latency per key frame with each vision model installed in the model manager's
-              folder (--models-dir); none is installed by default: reported as such
+  captions    latency per key frame in the captioner's child process: a tiny generated model
+              pair (random weights: the path's own cost), and the vision model installed in a
+              model manager's folder (--models-dir DATA_DIR/models); none ships by default
 Writes bench/out/seeing.json.
 
     python bench/seeing.py [--seconds 60] [--models-dir DIR]
@@ -93,11 +94,50 @@ def run_flat_out(video: Path) -> dict[str, Any]:
     return {"frames": n, "frames_per_s": round(n / (time.monotonic() - t0), 1)}
 
 
-def captions(models_dir: Path | None) -> dict[str, Any]:
-    if models_dir is None:
-        return {"models": [], "note": "no vision model installed (none ships by default)"}
-    found = sorted(p.name for p in models_dir.glob("*.gguf") if "mmproj" not in p.name.lower())
-    return {"models": found, "note": "captioning is not built yet (issue 13): not measured"}
+def _caption_latency(captioner: Any, frames: list[Any]) -> dict[str, Any]:
+    captioner.caption(frames[0])  # the model loads in the child at its first call
+    times, words = [], []
+    for frame in frames:
+        t0 = time.monotonic()
+        words.append(captioner.caption(frame))
+        times.append(time.monotonic() - t0)
+    times.sort()
+    return {"name": captioner.name, "frames": len(frames),
+            "p50_s": round(times[len(times) // 2], 3), "max_s": round(times[-1], 3),
+            "example": words[-1]}
+
+
+def captions(models_dir: Path | None, tmp: Path) -> dict[str, Any]:
+    """Caption latency per key frame, in the child process: the tiny generated pair (random
+    weights: the path's own cost) and the vision model installed in `models_dir`, if any."""
+    import numpy as np
+
+    from app.core.config import Config
+    from app.models.catalog import load_catalog
+    from app.models.manager import ModelManager
+    from app.perception.caption import LlamaCaptioner
+    from app.pipeline.factory import make_captioner
+    from tests.vision_model import tiny_vision_pair
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (480, 640, 3), np.uint8) for _ in range(5)]
+    out: dict[str, Any] = {}
+    text, mmproj, _ = tiny_vision_pair(tmp / "tiny-vision")
+    tiny = LlamaCaptioner(text, mmproj, label="tiny generated pair (random weights)")
+    try:
+        out["tiny_generated_pair"] = _caption_latency(tiny, frames)
+    finally:
+        tiny.close()
+    real = make_captioner(Config(), ModelManager(models_dir, load_catalog())) \
+        if models_dir is not None else None
+    if real is None:
+        out["installed"] = "no vision model installed (none ships by default)"
+    else:
+        try:
+            out["installed"] = _caption_latency(real, frames)
+        finally:
+            real.close()
+    return out
 
 
 def main() -> int:
@@ -118,8 +158,9 @@ def main() -> int:
         print("flat out…", flush=True)
         result["flat_out"] = run_flat_out(busy)
         print(json.dumps(result["flat_out"]), flush=True)
-    result["captions"] = captions(args.models_dir)
-    print(json.dumps(result["captions"]), flush=True)
+        print("captions…", flush=True)
+        result["captions"] = captions(args.models_dir, Path(tmp))
+        print(json.dumps(result["captions"]), flush=True)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "seeing.json").write_text(json.dumps(result, indent=2))
     print(f"wrote {OUT / 'seeing.json'}")

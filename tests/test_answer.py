@@ -405,3 +405,20 @@ def test_a_question_about_now_is_answered_from_the_latest_clip_plainly(stage) ->
     assert answer.citations == []
     assert answer.text == ("I can't see anything right now: the camera has shown me nothing "
                            "in the last minute.")
+
+
+def test_with_a_vision_model_the_latest_frame_is_said_in_words(stage) -> None:  # type: ignore[no-untyped-def]
+    from app.perception.caption import CaptionError
+
+    worker, events, box = stage
+    box["reasoner"] = Slow(words=3, delay_s=0.0)
+    worker.see_now = lambda: "A person holding a red mug"
+    answer = _wait(events, worker.ask("what am I holding?"))
+    assert answer.text == "Right now I see a person holding a red mug."
+
+    def broken() -> str:
+        raise CaptionError("the vision model is unavailable (it crashed)")
+
+    worker.see_now = broken  # answered all the same, plainly
+    answer = _wait(events, worker.ask("what do you see?"))
+    assert answer.text.startswith("I can't see anything right now")

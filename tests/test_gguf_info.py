@@ -264,11 +264,13 @@ def test_unknown_value_type_and_tensor_type(tiny_bytes: bytes, tmp_path: Path) -
 # --- architectures ----------------------------------------------------------------------------
 
 def test_the_architecture_must_be_a_language_model(tmp_path: Path) -> None:
-    mmproj = tinymodels.make_tiny_mmproj_gguf(tmp_path / "mmproj.gguf")
+    from tests.vision_model import tiny_vision_pair
+
+    mmproj = tiny_vision_pair(tmp_path)[1]
     assert validate_model_file(mmproj, "gguf") == "gguf"  # a fine file, for the mmproj role
     assert read_gguf_info(mmproj).architecture == "clip"
     with pytest.raises(ModelFileError,
-                       match=r"mmproj.gguf is a 'clip' model \(a vision projector\), not a "
+                       match=r"tiny-mmproj.gguf is a 'clip' model \(a vision projector\), not a "
                              "language model"):
         check_llm(mmproj)
 

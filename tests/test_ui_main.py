@@ -283,7 +283,8 @@ def test_the_status_bar_names_what_answers(window: MainWindow) -> None:
     assert "answers: extractive (no language model)" in window.models_label.text()
     window.service._reasoner = FakeSlowReasoner()  # type: ignore[assignment]
     window.refresh_status()
-    assert window.models_label.text().endswith(f"answers: {FakeSlowReasoner.name}")
+    assert f"answers: {FakeSlowReasoner.name} · " in window.models_label.text()
+    assert window.models_label.text().endswith("captions: none (no vision model)")
 
 
 def test_settings_say_what_answers(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]

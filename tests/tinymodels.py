@@ -4,8 +4,7 @@ Tests cannot download weights, so they generate these instead (session-scoped fi
 committed). The output of every model is gibberish; the point is the real load -> run -> stream path.
 
 - ``make_tiny_llama_gguf``   llama-architecture GGUF for llama.cpp / llama-cpp-python (≈0.7 MB)
-- ``make_tiny_mmproj_gguf``  CLIP vision tower + LLaVA-1.5 MLP projector GGUF (≈0.1 MB) for
-                              ``Llava15ChatHandler`` / ``MTMDChatHandler``
+- (a vision model pair, text model + mmproj, is in tests/vision_model.py)
 - ``make_tiny_whisper_ggml`` legacy whisper.cpp ggml file for pywhispercpp (≈2.2 MB)
 - ``make_tiny_onnx``         x float32 [1, 4] -> MatMul -> y float32 [1, 2]
 - ``make_silero_like_onnx``  same signature as Silero VAD v5; the "speech probability" is a loudness
@@ -191,89 +190,6 @@ def byte_token_ids(path: Path | None = None) -> list[int]:
 def byte_token_logit_bias(path: Path | None = None, bias: float = -100.0) -> dict[int, float]:
     """A ``logit_bias`` for llama-cpp-python that bans the byte tokens (see ``BYTE_TOKEN_IDS``)."""
     return {i: bias for i in byte_token_ids(path)}
-
-
-# ---------------------------------------------------------------------------------------------
-# CLIP / LLaVA-1.5 projector GGUF
-# ---------------------------------------------------------------------------------------------
-
-MMPROJ_IMAGE_SIZE = 32
-MMPROJ_PATCH_SIZE = 8
-MMPROJ_N_EMBD = 32
-MMPROJ_N_FF = 64  # must differ from n_embd (else clip.cpp takes ffn up/down as legacy-swapped)
-MMPROJ_N_LAYER = 2
-MMPROJ_N_HEAD = 4
-# Image tokens one picture costs in the text model's context.
-MMPROJ_N_IMAGE_TOKENS = (MMPROJ_IMAGE_SIZE // MMPROJ_PATCH_SIZE) ** 2
-
-
-def make_tiny_mmproj_gguf(path: Path, n_embd_text: int = LLAMA_N_EMBD) -> Path:
-    """A CLIP vision tower (32 px images, 8 px patches, 2 blocks of width 32) with a LLaVA-1.5 two-layer
-    MLP projector into ``n_embd_text`` (the text model's n_embd)."""
-    import gguf
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(SEED + 1)
-    d, ff = MMPROJ_N_EMBD, MMPROJ_N_FF
-    n_patches = MMPROJ_N_IMAGE_TOKENS
-
-    w = gguf.GGUFWriter(str(path), "clip")
-    w.add_name("daybook-tiny-mmproj")
-    w.add_description("tiny random CLIP + LLaVA-1.5 MLP projector for tests")
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
-    w.add_bool("clip.has_vision_encoder", True)
-    w.add_bool("clip.has_text_encoder", False)
-    w.add_bool("clip.has_llava_projector", True)
-    w.add_string("clip.projector_type", "mlp")
-    w.add_bool("clip.use_gelu", True)
-    w.add_uint32("clip.vision.image_size", MMPROJ_IMAGE_SIZE)
-    w.add_uint32("clip.vision.patch_size", MMPROJ_PATCH_SIZE)
-    w.add_uint32("clip.vision.embedding_length", d)
-    w.add_uint32("clip.vision.feed_forward_length", ff)
-    w.add_uint32("clip.vision.block_count", MMPROJ_N_LAYER)
-    w.add_uint32("clip.vision.projection_dim", n_embd_text)
-    w.add_uint32("clip.vision.attention.head_count", MMPROJ_N_HEAD)
-    w.add_float32("clip.vision.attention.layer_norm_epsilon", 1e-5)
-    w.add_array("clip.vision.image_mean", [0.48145466, 0.4578275, 0.40821073])
-    w.add_array("clip.vision.image_std", [0.26862954, 0.26130258, 0.27577711])
-
-    def mat(rows: int, cols: int) -> np.ndarray:
-        return (rng.standard_normal((rows, cols)) / np.sqrt(cols)).astype(np.float32)
-
-    def vec(n: int, scale: float = 0.02) -> np.ndarray:
-        return (rng.standard_normal(n) * scale).astype(np.float32)
-
-    p = MMPROJ_PATCH_SIZE
-    w.add_tensor("v.patch_embd.weight",  # conv kernel: numpy (out, in, kh, kw), f16 (im2col path)
-                 (rng.standard_normal((d, 3, p, p)) / np.sqrt(3 * p * p)).astype(np.float16))
-    w.add_tensor("v.class_embd", vec(d))
-    w.add_tensor("v.position_embd.weight", (rng.standard_normal((n_patches + 1, d)) * 0.02)
-                 .astype(np.float32))
-    w.add_tensor("v.pre_ln.weight", np.ones(d, np.float32))
-    w.add_tensor("v.pre_ln.bias", np.zeros(d, np.float32))
-    for i in range(MMPROJ_N_LAYER):
-        b = f"v.blk.{i}."
-        for name in ("attn_q", "attn_k", "attn_v", "attn_out"):
-            w.add_tensor(b + name + ".weight", mat(d, d))
-            w.add_tensor(b + name + ".bias", vec(d))
-        w.add_tensor(b + "ffn_up.weight", mat(ff, d))
-        w.add_tensor(b + "ffn_up.bias", vec(ff))
-        w.add_tensor(b + "ffn_down.weight", mat(d, ff))
-        w.add_tensor(b + "ffn_down.bias", vec(d))
-        for ln in ("ln1", "ln2"):
-            w.add_tensor(b + ln + ".weight", np.ones(d, np.float32))
-            w.add_tensor(b + ln + ".bias", np.zeros(d, np.float32))
-    w.add_tensor("mm.0.weight", mat(n_embd_text, d))
-    w.add_tensor("mm.0.bias", vec(n_embd_text))
-    w.add_tensor("mm.2.weight", mat(n_embd_text, n_embd_text))
-    w.add_tensor("mm.2.bias", vec(n_embd_text))
-
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-    return path
 
 
 # ---------------------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ class VideoConfig:
     max_clip_s: float = _opt(16.0, lo=1.0, hi=3600.0)
     key_frame_max_width: int = _opt(640, lo=64, hi=4096)
     jpeg_quality: int = _opt(75, lo=10, hi=100)
+    captions: bool = _opt(True, doc="caption clips when a vision model is installed")
 
 
 def _url_problem(url: str, *, path: bool) -> str | None:

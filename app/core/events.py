@@ -134,6 +134,16 @@ class ClipClosed:
     key_frame: np.ndarray
     global_vector: np.ndarray
     caption: str = ""
+    update: bool = False  # the same clip again, now with its caption (app/pipeline/captions.py)
+
+
+@dataclass(frozen=True)
+class ClipCaptioned:
+    """A clip's key frame was described in words by the vision model."""
+
+    id: str
+    caption: str
+    latency_s: float
 
 
 # --- memory ----------------------------------------------------------------------------------

@@ -126,6 +126,8 @@ class MemoryWriter:
                 n_frames=item.n_frames,
             )
             vector = item.global_vector
+            if item.update and not any(m.id == item.id for m, _ in self._pending):
+                self._updates.add(item.id)  # stored already, without its caption
         if not self._pending:
             self._oldest_pending = time.monotonic()
         self._pending = [(m, v) for m, v in self._pending if m.id != moment.id]

@@ -66,7 +66,8 @@ class AnswerWorker(threading.Thread):
 
     def __init__(self, retriever: Retriever, reasoner: Callable[[], Reasoner], bus: EventBus, *,
                  wake_name: Callable[[], str], wait_stored: Callable[[str, float], bool],
-                 now: Callable[[], float] = time.time) -> None:
+                 now: Callable[[], float] = time.time,
+                 see_now: Callable[[], str] = lambda: "") -> None:
         super().__init__(name="answer", daemon=True)
         self.retriever = retriever
         self.reasoner = reasoner  # asked per question: settings may have changed it
@@ -74,6 +75,7 @@ class AnswerWorker(threading.Thread):
         self.bus = bus
         self.wake_name = wake_name
         self.wait_stored = wait_stored
+        self.see_now = see_now  # the camera's latest frame in words ("" without a vision model)
         self.now = now
         self.inbox: Inbox[Question | None] = Inbox("answer", 64)
         self._ids = itertools.count(1)
@@ -194,7 +196,15 @@ class AnswerWorker(threading.Thread):
             text = f"Sorry, I could not search my memory ({exc})."
             self._emit_text(q, text)
             return self._finish(q, Answer(q.text, text, reasoner=reasoner.name))
-        request = Request(q.text, citations, scope.label if scope else None, now_s, present)
+        seen_now = ""
+        if present:
+            try:
+                seen_now = self.see_now()
+            except Exception:  # CaptionError, or a bug: answered without it all the same
+                log.warning("question %d: the latest frame could not be captioned", q.id,
+                            exc_info=True)
+        request = Request(q.text, citations, scope.label if scope else None, now_s, present,
+                          seen_now)
         parts: list[str] = []
         note: str | None = None
         used = reasoner

@@ -18,9 +18,11 @@ from app.memory.keyframes import KeyFrameDir
 from app.models.manager import ModelManager
 from app.models.selection import choose, fallback
 from app.perception.base import Transcriber, Vad
+from app.perception.caption import Captioner
 from app.perception.clips import ClipBuilder
 from app.perception.spool import UntranscribedSpool
 from app.perception.vad import SpeechSegmenter
+from app.pipeline.captions import CaptionWorker
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus, Inbox, Worker
 from app.pipeline.workers import (
@@ -174,6 +176,40 @@ def make_embedder(cfg: Config, manager: ModelManager | None = None, *,
     log.warning("embedder: all-MiniLM-L6-v2 unavailable (%s); using %s, which matches words, "
                 "not meanings", why, lexical.name)
     return lexical
+
+
+def make_captioner(cfg: Config, manager: ModelManager | None, *,
+                   on_event: Callable[[object], None] | None = None) -> Captioner | None:
+    """A captioner on a vision model installed through the model manager with its projector
+    (the catalog's pair; for an imported model, the one projector installed), or None, with the
+    reason logged (`[video] captions` false: off)."""
+    if not cfg.video.captions:
+        log.info("captions: off (configured)")
+        return None
+    installed = manager.installed() if manager is not None else {}
+    for model in sorted((m for m in installed.values() if m.role == "vlm"), key=lambda m: m.name):
+        entry = manager.catalog.get(model.name) if manager is not None else None
+        projectors = [installed[d] for d in (entry.requires if entry else ())
+                      if d in installed and installed[d].role == "mmproj"]
+        if entry is None:  # imported: its projector is the one imported with it
+            alone = [m for m in installed.values() if m.role == "mmproj"]
+            projectors = alone if len(alone) == 1 else []
+        if not projectors or manager is None:
+            log.warning("captions: %s is installed without its vision projector", model.name)
+            continue
+        try:
+            from app.perception.caption import LlamaCaptioner
+
+            captioner = LlamaCaptioner(manager.path(model), manager.path(projectors[0]),
+                                       threads=llm_threads(cfg), label=model.name, wait=False,
+                                       on_event=on_event)
+        except DaybookError as exc:
+            log.warning("captions: cannot use %s (%s)", model.name, exc)
+            continue
+        log.info("captions: %s", captioner.name)
+        return captioner
+    log.info("captions: none (no vision model installed)")
+    return None
 
 
 def make_reasoner(cfg: Config, manager: ModelManager | None = None, *,
@@ -336,9 +372,11 @@ def build_pipeline(
     data: DataPaths | None = None,
     spool: UntranscribedSpool | None = None,
     classify_sound: SoundClassifierFn | None = None,
+    captioner: Captioner | None = None,
 ) -> Pipeline:
     """Wire sources → perception → memory. Omitted backends come from the config. With `data`,
-    what cannot be stored or transcribed yet is also kept on disk there (journal, spool)."""
+    what cannot be stored or transcribed yet is also kept on disk there (journal, spool). With a
+    `captioner` (and video), clips are captioned in the background (app/pipeline/captions.py)."""
     bus = bus or EventBus()
     stop, abort = threading.Event(), threading.Event()
     embedder = embedder or make_embedder(cfg)
@@ -352,6 +390,7 @@ def build_pipeline(
     captures: list[CaptureThread] = []
     workers: list[Worker] = []
     backends = {"embedder": embedder.name}
+    memory_upstreams = 0  # stages besides the captures that end the memory worker's input
 
     if audio is not None:
         vad = vad or make_vad(cfg, models)
@@ -384,9 +423,18 @@ def build_pipeline(
         )
         inboxes.append(frame_inbox)
         captures.append(CaptureThread("capture-video", video, frame_inbox, bus, stop, abort))
+        caption_inbox: Inbox[Any] | None = None
+        if captioner is not None:
+            caption_inbox = Inbox("captions", 1, drop_oldest=True)
+            inboxes.append(caption_inbox)
+            workers.append(CaptionWorker(captioner, memory_inbox, name="captions",
+                                         inbox=caption_inbox, **common))
+            memory_upstreams += 1
+            backends["vision"] = captioner.name
         workers.append(
             ClipWorker(
-                ClipBuilder(cfg.video), memory_inbox, name="clips", inbox=frame_inbox, **common
+                ClipBuilder(cfg.video), memory_inbox, caption_inbox, name="clips",
+                inbox=frame_inbox, **common
             )
         )
         backends["video"] = video.name
@@ -400,7 +448,7 @@ def build_pipeline(
         journal=MomentJournal(journal_path(data)) if data else None,
         name="memory",
         inbox=memory_inbox,
-        upstreams=max(1, len(captures)),
+        upstreams=max(1, len(captures) + memory_upstreams),
         **common,
     )
     workers.append(memory)

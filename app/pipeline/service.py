@@ -20,6 +20,7 @@ from app.core.config import Config
 from app.core.events import (
     AnswerChunk,
     AnswerFinished,
+    FramePreviewed,
     MomentsDeleted,
     MomentsStored,
     RecordingPaused,
@@ -32,12 +33,14 @@ from app.memory.embed_lexical import LexicalEmbedder
 from app.memory.integrate import Integrator
 from app.memory.journal import MomentJournal
 from app.memory.reembed import Reembedder
+from app.perception.caption import Captioner
 from app.perception.spool import UntranscribedSpool
 from app.pipeline.answer import AnswerWorker
 from app.pipeline.factory import (
     build_pipeline,
     close_store,
     journal_path,
+    make_captioner,
     make_embedder,
     make_key_frames,
     make_reasoner,
@@ -48,6 +51,7 @@ from app.pipeline.factory import (
 from app.pipeline.pipeline import Pipeline
 from app.pipeline.runtime import EventBus
 from app.reasoning.base import Answer, Citation, Reasoner
+from app.reasoning.present import LIVE_FRAME_S
 from app.reasoning.retrieve import Retriever
 from app.reasoning.summarise import ModelSummariser
 from app.speech.control import VoiceControl
@@ -103,6 +107,8 @@ class DaybookService:
         # command that may ask nothing loads it at the first question (`load_reasoner`).
         self._reasoner: Reasoner | None = None
         self._reasoner_lock = threading.Lock()
+        self._captioner: Captioner | None = None
+        self._captioner_made = False
         self._reasoner_cfg = cfg.reasoning
         if load_reasoner:
             self._reasoner = make_reasoner(cfg, self.models, on_event=self.bus.emit)
@@ -115,9 +121,11 @@ class DaybookService:
         self._stored_cond = threading.Condition()
         self.bus.subscribe(self._stored)
         # The answer stage: questions heard (through the bus) and typed, one at a time.
+        self._latest_frame: FramePreviewed | None = None
+        self.bus.subscribe(self._keep_frame)
         self.answers = AnswerWorker(self.retriever, lambda: self.reasoner, self.bus,
                                     wake_name=lambda: self.cfg.assistant.wake_name,
-                                    wait_stored=self._wait_stored)
+                                    wait_stored=self._wait_stored, see_now=self._see_now)
         self.bus.subscribe(self.answers.offer)
         self.answers.start()
         # Spoken answers and barge-in; text only until `open_voice` opens a speaker. What is
@@ -207,6 +215,8 @@ class DaybookService:
               **backends: Any) -> Pipeline:
         """A pipeline on these sources, wired to this service's memory and bus, not started
         (the command line runs it to its end itself)."""
+        if video is not None and "captioner" not in backends:
+            backends["captioner"] = self.captioner()
         pipeline = build_pipeline(
             self.cfg, store=self.store, key_frames=self.key_frames, audio=audio, video=video,
             embedder=self.embedder, bus=self.bus, models=self.models, data=self.paths,
@@ -225,6 +235,26 @@ class DaybookService:
             if capture.name == "capture-video":
                 capture.preview_width = PREVIEW_WIDTH
         return pipeline
+
+    def _keep_frame(self, event: object) -> None:
+        if isinstance(event, FramePreviewed):
+            self._latest_frame = event
+
+    def _see_now(self) -> str:
+        """The camera's latest frame in words, for a question about now; "" without a vision
+        model or a recent frame."""
+        frame, captioner = self._latest_frame, self._captioner
+        if captioner is None or frame is None or time.time() - frame.t_s > LIVE_FRAME_S:
+            return ""
+        return captioner.caption(frame.image)
+
+    def captioner(self) -> Captioner | None:
+        """The vision model that captions clips, made at the first pipeline with a camera (a
+        child process; None without a vision model)."""
+        if not self._captioner_made:
+            self._captioner_made = True
+            self._captioner = make_captioner(self.cfg, self.models, on_event=self.bus.emit)
+        return self._captioner
 
     def stop(self, drain_timeout_s: float = 30.0) -> None:
         if self.pipeline is not None:
@@ -431,6 +461,8 @@ class DaybookService:
         with self._reasoner_lock:
             if self._reasoner is not None:
                 self._reasoner.close()
+        if self._captioner is not None:
+            self._captioner.close()
         self.reembedder.stop()
         self.integrator.stop()
         if self.reembedder.is_alive():

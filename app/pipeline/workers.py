@@ -359,10 +359,12 @@ class ClipWorker(Worker):
 
     order = ShutdownOrder.PERCEPTION
 
-    def __init__(self, builder: ClipBuilder, memory_inbox: Inbox[Any], **kw: Any) -> None:
+    def __init__(self, builder: ClipBuilder, memory_inbox: Inbox[Any],
+                 caption_inbox: Inbox[Any] | None = None, **kw: Any) -> None:
         super().__init__(**kw)
         self.builder = builder
         self.memory_inbox = memory_inbox
+        self.caption_inbox = caption_inbox  # the caption stage's (one clip; newer ones replace)
         self._gap_s = 1.0 / builder.cfg.sample_fps
         self._next_due_s = float("-inf")
 
@@ -378,10 +380,14 @@ class ClipWorker(Worker):
         if clip is not None:
             self.bus.emit(clip)
             self.memory_inbox.put(clip, self.abort)
+            if self.caption_inbox is not None:
+                self.caption_inbox.put(clip)  # never waits: drops the clip that waited
 
     def finish(self) -> None:
         self._emit(self.builder.flush())
         self.memory_inbox.put(SourceEnded(source=self.name))
+        if self.caption_inbox is not None:
+            self.caption_inbox.put(SourceEnded(source=self.name))
 
 
 class MemoryWorker(Worker):

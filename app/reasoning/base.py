@@ -44,6 +44,7 @@ class Request:
     scope: str | None
     now_s: float
     present: bool = False  # about what the camera sees now (app/reasoning/present.py)
+    seen_now: str = ""  # the latest frame in words, when a vision model captioned it for this
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Questions about the present moment: "what am I holding?", "what do you see?".
 
 Recent frames beat retrieved memory for these (a streaming-video finding), so they are not
-searched for: they are answered from the latest clip the camera gave (`PRESENT_S`). Without a
-vision model, Daybook cannot say in words what a frame shows, and says so plainly, with the
-frame; with no recent clip, it says that it sees nothing now.
+searched for. With a vision model, the camera's latest frame (`LIVE_FRAME_S`) is captioned for
+the question and said ("Right now I see …"), with the latest clip. Without one, Daybook cannot
+say in words what a frame shows, and says so plainly, with the latest clip the camera gave
+(`PRESENT_S`); with no recent clip, it says that it sees nothing now.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.reasoning.prompt import spoken_when
 # The latest clip counts as now when it started this recently: a clip lasts up to 16 s, and the
 # memory commits every second.
 PRESENT_S = 60.0
+LIVE_FRAME_S = 5.0  # the preview's latest frame counts as the present this long
 
 _NOW = re.compile(r"""\b(?:
     what\s+(?:am|are)\s+(?:i|we)\s+(?:holding|wearing|carrying|looking\s+at|pointing\s+at)
@@ -31,13 +33,29 @@ _NOW = re.compile(r"""\b(?:
 )""", re.VERBOSE)
 
 
+_LOWER_FIRST = {"a", "an", "the", "some", "two", "three", "several", "this", "there", "it"}
+
+
+def _sentence(text: str) -> str:
+    """A caption said after "Right now I see": "A person …" → "a person …." (a name keeps
+    its capital)."""
+    text = text.strip()
+    first = text.split(" ", 1)[0]
+    if first.lower() in _LOWER_FIRST:
+        text = first.lower() + text[len(first):]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def asks_about_now(question: str) -> bool:
     """The question is about what the camera sees now, not about what was remembered."""
     return bool(_NOW.search(question.lower().replace("’", "'").strip()))
 
 
 def present_answer(request: Request) -> str:
-    """What is said for a question about now, without a vision model."""
+    """What is said for a question about now: the latest frame in words when a vision model
+    captioned it, else plainly that it cannot be said in words."""
+    if request.seen_now:
+        return f"Right now I see {_sentence(request.seen_now)}"
     if not request.citations:
         return ("I can't see anything right now: the camera has shown me nothing in the last "
                 "minute.")

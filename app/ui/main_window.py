@@ -631,11 +631,14 @@ class MainWindow(QMainWindow):
         choices = self._choices
         asr = backends.get("asr") or choices["asr"].split("  (")[0]
         vad = backends.get("vad") or choices["vad"].split("  (")[0]
+        counters = status["counters"]
+        vision = backends.get("vision")
+        captions = (f"{vision} ({counters.get('captions.dropped', 0)} skipped)" if vision
+                    else "none (no vision model)")
         self.models_label.setText(f"ASR: {asr} · VAD: {vad} · memory: "
                                   f"{self.service.embedder.name} · answers: "
-                                  f"{self.service.reasoner.name}")  # what answers, loaded
+                                  f"{self.service.reasoner.name} · captions: {captions}")
         self.cpu_label.setText(f"CPU {self._process.cpu_percent(None):.0f}%")
-        counters = status["counters"]
         self.backlog_label.setText(f"ASR backlog {counters.get('asr.depth', 0)}")
         self.dropped_label.setText(f"dropped frames {counters.get('video.dropped', 0)}")
 
