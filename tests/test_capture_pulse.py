@@ -518,15 +518,19 @@ def test_microphone_lost_while_recording(tmp_path: Path, how: str) -> None:
         pipeline.bus.subscribe(rec)
         pipeline.start()
         try:
+            _wait_until(lambda: capture.position_s > 0, 10, "the microphone delivering")
+            fed_until_s = capture.position_s
             for pcm in (_silence(0.5), speech, _silence(0.8)):
                 server.feed(pcm)
+                fed_until_s += len(pcm) / RATE
             rec.wait_for(UtteranceTranscribed, timeout_s=len(speech) / RATE + 15)
-            # Unplugged once the feeder has written all it was given. Unloaded while the feeder
-            # still wrote the trailing silence into its FIFO, the pipe-source's recording stream
-            # was neither ended nor stalled (no SourceLost in 10 s, every run), which is a
-            # property of the test's FIFO, not of a microphone; it began once the recogniser got
-            # fast enough to answer inside that silence.
-            server.wait_played(10)
+            # Unplugged once the microphone has delivered all that was fed. Unloaded while its
+            # FIFO still held audio not read yet, the pipe-source's recording stream was neither
+            # ended nor stalled (no SourceLost in 10 s), which is a property of the test's FIFO,
+            # not of a microphone; it began once the recogniser got fast enough to answer inside
+            # the trailing silence. (Waiting only until the feeder had written it all still
+            # failed 1 clean-clone run in 2.)
+            _wait_until(lambda: capture.position_s >= fed_until_s, 15, "the fed audio delivered")
             lost_at = time.monotonic()
             if how == "unplugged":
                 server.unplug()
