@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, cast
 
@@ -69,9 +70,9 @@ class VisionBackend:
         import llama_cpp.mtmd_cpp as mtmd
         from llama_cpp.llama_chat_format import MTMDChatHandler
 
-        from app.reasoning.llm_llama import _lower_priority
+        from app.reasoning.llm_llama import lower_priority
 
-        _lower_priority()
+        lower_priority()
         # libmtmd writes a few lines to stderr for every image even with verbose=False.
         self._quiet = llama_cpp.llama_log_callback(lambda level, text, user_data: None)
         mtmd.mtmd_log_set(self._quiet, None)
@@ -126,7 +127,7 @@ class LlamaCaptioner:
 
     def __init__(self, model_path: Path, mmproj_path: Path, *, threads: int = 2,
                  timeout_s: float = 120.0, label: str = "", wait: bool = True,
-                 on_event: Any = None) -> None:
+                 on_event: Callable[[object], None] | None = None) -> None:
         check_pair(model_path, mmproj_path)
         self.name = f"{label or model_path.stem} (llama.cpp)"
         try:

@@ -174,7 +174,8 @@ class AnswerWorker(threading.Thread):
         log.debug("question %d%s: %r", q.id, f" ({q.moment})" if q.moment else "", q.text)
         if q.cancel.is_set():
             return self._finish(q, Answer(q.text, "", reasoner=reasoner.name, interrupted=True))
-        if q.after is not None:
+        present = asks_about_now(q.text)
+        if q.after is not None and not present:
             try:  # the question's vector, while the memory worker stores what came before
                 self.retriever.prefetch(q.text)
             except Exception:  # retrieve below says it again, and answers all the same
@@ -182,7 +183,6 @@ class AnswerWorker(threading.Thread):
         if q.after is not None and not self.wait_stored(q.after, STORED_WAIT_S):
             log.warning("answering question %d (%s) before the memory caught up", q.id, q.after)
         now_s = self.now()
-        present = asks_about_now(q.text)
         if present:  # no language model here sees: answered from the latest clip, plainly
             reasoner = self.fallback
         try:

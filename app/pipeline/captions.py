@@ -5,7 +5,8 @@ newer one closes (counted: `captions.dropped` in the pipeline's counters), so ca
 the rate the CPU sustains and never falls behind the camera; the newest clip is always the one
 captioned next. A caption goes to the memory worker as the same clip again (`update`), which
 stores its words with it: shown in the timeline, searched by questions, said in answers. A clip
-the model fails on keeps no words; the failure is counted and logged, and the next clip is tried.
+the model fails on keeps no words; the failure is counted (`captions.errors`) and logged, and
+the next clip is tried.
 """
 
 from __future__ import annotations
@@ -29,23 +30,18 @@ class CaptionWorker(Worker):
         super().__init__(**kw)
         self.captioner = captioner
         self.memory_inbox = memory_inbox
-        self.captioned = 0
-        self.failed = 0
-        self.last_latency_s: float | None = None
 
     def handle(self, item: ClipClosed) -> None:
         t0 = time.monotonic()
         try:
             text = " ".join(self.captioner.caption(item.key_frame).split())
-        except CaptionError as exc:
-            self.failed += 1
+        except CaptionError as exc:  # counted without a WorkerFailed: the clip is kept
+            self.errors += 1
             log.warning("no caption for %s: %s", item.id, exc)
             return
         latency = time.monotonic() - t0
         if not text:
             return
-        self.captioned += 1
-        self.last_latency_s = latency
         self.memory_inbox.put(dataclasses.replace(item, caption=text, update=True), self.abort)
         self.bus.emit(ClipCaptioned(item.id, text, latency))
         log.debug("caption for %s in %.2f s", item.id, latency)

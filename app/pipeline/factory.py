@@ -188,13 +188,15 @@ def make_captioner(cfg: Config, manager: ModelManager | None, *,
         return None
     installed = manager.installed() if manager is not None else {}
     for model in sorted((m for m in installed.values() if m.role == "vlm"), key=lambda m: m.name):
-        entry = manager.catalog.get(model.name) if manager is not None else None
-        projectors = [installed[d] for d in (entry.requires if entry else ())
-                      if d in installed and installed[d].role == "mmproj"]
+        assert manager is not None  # something is installed
+        entry = manager.catalog.get(model.name)
         if entry is None:  # imported: its projector is the one imported with it
             alone = [m for m in installed.values() if m.role == "mmproj"]
             projectors = alone if len(alone) == 1 else []
-        if not projectors or manager is None:
+        else:
+            projectors = [installed[d] for d in entry.requires
+                          if d in installed and installed[d].role == "mmproj"]
+        if not projectors:
             log.warning("captions: %s is installed without its vision projector", model.name)
             continue
         try:

@@ -33,7 +33,7 @@ class LlamaBackend:
                  logit_bias: dict[int, float] | None = None) -> None:
         import llama_cpp
 
-        _lower_priority()
+        lower_priority()
 
         self.llm = llama_cpp.Llama(
             model_path=model_path, n_ctx=n_ctx, n_threads=n_threads, n_threads_batch=n_threads,
@@ -59,7 +59,7 @@ class LlamaBackend:
                 yield str(piece)
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
     """The model uses every core when they are free, and gives way to capture and the window
     when they are not (it runs in its own process: only it is affected)."""
     import psutil

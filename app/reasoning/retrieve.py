@@ -126,9 +126,9 @@ class Retriever:
         self._prefetch_lock = threading.Lock()
 
     def prefetch(self, question: str) -> None:
-        """Embed `question` now for its `retrieve` to come. A spoken question calls this while
-        the memory worker embeds and stores its utterance, so the two embeddings run side by
-        side instead of one after the other."""
+        """Embed `question` now for its `retrieve` to come. A spoken question calls this before
+        it waits for the memory worker to store what was heard before it (embedding that too),
+        so the two embeddings run side by side instead of one after the other."""
         content = content_of(question)
         if not match_query(content):
             return

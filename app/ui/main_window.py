@@ -83,6 +83,8 @@ def is_video_source(event: object) -> bool:
     """A source event about the camera (or a video stream or file), not the microphone."""
     return (isinstance(event, SourceLost | SourceRecovered | SourceFailed | SourceEnded)
             and event.source.startswith(VIDEO_KINDS))
+
+
 ICON = Path(__file__).resolve().parents[2] / "resources" / "daybook.svg"
 RENDER_MS = 40  # the conversation is redrawn at most this often while an answer streams
 NOTE_STYLE = "color:#808080; font-size:small"

@@ -158,6 +158,12 @@ def moment_json(m: Moment, key_frame: str | None = None) -> dict[str, Any]:
 CAMERA_GAP_S = 5.0  # no clip for this long between two clips: a gap in what was seen
 
 
+def _hour_fraction(t_s: float) -> float:
+    """How far into its (local) hour `t_s` is, 0..1, to the second."""
+    t = local_dt(t_s)
+    return (t.minute * 60 + t.second) / 3600
+
+
 def _order(m: Moment) -> tuple[float, str, str]:
     return (m.t0_s, m.kind, m.id)
 
@@ -181,18 +187,13 @@ class _Lane:
         self.refresh()
 
     def refresh(self) -> None:
-        ticks = []
-        for m in self.moments:
-            t = local_dt(m.t0_s)
-            ticks.append(((t.minute * 60 + t.second) / 3600, m.kind == "clip"))
-        self.ticks = ticks
-        self.n_clips = sum(1 for _, clip in ticks if clip)
+        self.ticks = [(_hour_fraction(m.t0_s), m.kind == "clip") for m in self.moments]
+        self.n_clips = sum(1 for _, clip in self.ticks if clip)
         self.gaps, self.gap_s = [], 0.0
         clips = [m for m in self.moments if m.kind == "clip"]
         for before, after in itertools.pairwise(clips):
             if after.t0_s - before.t1_s >= CAMERA_GAP_S:
-                start = local_dt(before.t1_s)
-                frac = (start.minute * 60 + start.second + start.microsecond / 1e6) / 3600
+                frac = _hour_fraction(before.t1_s)
                 self.gaps.append((frac, min(1.0, frac + (after.t0_s - before.t1_s) / 3600)))
                 self.gap_s += after.t0_s - before.t1_s
 
