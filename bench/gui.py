@@ -81,10 +81,10 @@ def _fill_day(service: Any, day: str, n_moments: int) -> None:
                                  text=f"the keys are in the kitchen drawer ({i})",
                                  sound="speech"), utt_vec))
         if len(batch) == 1000:
-            service.store.add(batch)
+            service.store.add(batch, service.embedder.name)
             batch = []
     if batch:
-        service.store.add(batch)
+        service.store.add(batch, service.embedder.name)
 
 
 class _StallProbe:

@@ -407,16 +407,23 @@ def test_a_question_about_now_is_answered_from_the_latest_clip_plainly(stage) ->
                            "in the last minute.")
 
 
-def test_with_a_vision_model_the_latest_frame_is_said_in_words(stage) -> None:  # type: ignore[no-untyped-def]
+def test_with_a_vision_model_the_question_is_asked_of_the_latest_frame(stage) -> None:  # type: ignore[no-untyped-def]
     from app.perception.caption import CaptionError
 
     worker, events, box = stage
     box["reasoner"] = Slow(words=3, delay_s=0.0)
-    worker.see_now = lambda: "A person holding a red mug"
-    answer = _wait(events, worker.ask("what am I holding?"))
-    assert answer.text == "Right now I see a person holding a red mug."
+    asked: list[str] = []
 
-    def broken() -> str:
+    def look(question: str) -> str:
+        asked.append(question)
+        return "You are holding a red mug"
+
+    worker.see_now = look
+    answer = _wait(events, worker.ask("what am I holding?"))
+    assert asked == ["what am I holding?"]  # the question itself goes to the vision model
+    assert answer.text == "Looking at the camera now: you are holding a red mug."
+
+    def broken(question: str) -> str:
         raise CaptionError("the vision model is unavailable (it crashed)")
 
     worker.see_now = broken  # answered all the same, plainly

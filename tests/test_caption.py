@@ -54,6 +54,14 @@ def test_a_key_frame_is_captioned_in_the_child_process(pair: tuple[Path, Path]) 
         words = [captioner.caption(f) for f in _frames()]
         assert all(w.strip() for w in words), words
         assert captioner.caption(_frames()[0]) == words[0]  # greedy: the same frame, same words
+        # A question about the live frame: the question in the prompt, so other words.
+        calls: list[tuple] = []
+        call = captioner.engine.call
+        captioner.engine.call = lambda *a, **k: calls.append(a) or call(*a, **k)  # type: ignore[method-assign]
+        seen = captioner.look(_frames()[0], "what  am I\nholding?")
+        assert seen.strip() and seen != words[0], (seen, words[0])
+        assert calls[0][0] == "caption" and calls[0][1].startswith("data:image/jpeg;base64,")
+        assert "my camera sees now. what am I holding?\nAnswer in one short" in calls[0][2]
         child = captioner.engine._child  # the captions came from the engine's child process
         assert child is not None and child.pid != os.getpid() and child.proc.is_alive()
     finally:
@@ -124,3 +132,47 @@ def test_an_imported_vision_model_and_its_projector_caption_clips(
     captioner = make_captioner(cfg, manager)
     assert captioner is not None and captioner.name == "tiny-vlm (llama.cpp)"
     captioner.close()
+
+
+def test_a_caption_is_found_by_a_question_in_other_words(tmp_path: Path) -> None:
+    """The caption a vision model wrote, embedded as text by the zero-download MiniLM: a question
+    sharing none of its words finds the clip in the real Chroma store, among things heard, and
+    the answer says what was seen. The clip is stored first without its caption, as the
+    pipeline does, then again with it."""
+    import threading
+
+    from app.core.events import ClipClosed, SoundClass, UtteranceTranscribed
+    from app.memory.chroma_store import ChromaMemoryStore
+    from app.memory.embed_minilm import WHEEL_NAME, MiniLMEmbedder, wheel_model
+    from app.memory.writer import MemoryWriter
+    from app.reasoning.base import Request
+    from app.reasoning.extractive import spoken_answer
+    from app.reasoning.retrieve import Retriever
+
+    t0 = 1_795_165_200.0
+    store = ChromaMemoryStore(tmp_path / "chroma")
+    embedder = MiniLMEmbedder(wheel_model(), WHEEL_NAME)
+    frames = KeyFrameDir(tmp_path / "frames")
+    writer = MemoryWriter(store, embedder, frames, batch_size=1, flush_interval_s=0,
+                          emit=lambda _: None, abort=threading.Event())
+    for i, text in enumerate(["the meeting moved to Thursday afternoon",
+                              "remember to water the tomato plants",
+                              "my sister calls on Sunday evenings"]):
+        writer.handle(UtteranceTranscribed(id=f"utt-{i}", text=text, t0_s=t0 + 60 * i,
+                                           t1_s=t0 + 60 * i + 3, sound=SoundClass.SPEECH,
+                                           backend="test"))
+    clip = ClipClosed(id="clip-1", t0_s=t0 + 300, t1_s=t0 + 305, n_frames=16,
+                      key_frame=np.full((48, 64, 3), 120, np.uint8),
+                      global_vector=np.ones(256, np.float32) / 16)
+    writer.handle(clip)
+    writer.handle(ClipClosed(**{**clip.__dict__, "caption": "a man holding a red coffee mug",
+                                "update": True}))
+    writer.finish()
+    assert writer.kept == 0 and store.count()["clip"] == 1
+
+    retriever = Retriever(store, embedder, frames, Config().reasoning)
+    found, _ = retriever.retrieve("what cup was I using?")
+    assert found and found[0].moment.id == "clip-1", [(c.moment.id, c.score) for c in found]
+    answer = spoken_answer(Request(question="what cup was I using?", citations=found,
+                                   scope=None, now_s=t0 + 600))
+    assert "I saw a man holding a red coffee mug." in answer, answer

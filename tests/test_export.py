@@ -65,7 +65,9 @@ def fill(store: ChromaMemoryStore, frames: KeyFrameDir) -> list[Moment]:
     texts = [*said, later, *summaries]
     vectors = LexicalEmbedder().embed([m.text or "-" for m in texts])
     clip_vector = np.ones(256, np.float32) / 16
-    store.add([*zip(texts, vectors, strict=True), *((m, clip_vector) for m in seen)], LEX)
+    captions = {m.id: LexicalEmbedder().embed([m.text])[0] for m in seen if m.text}
+    store.add([*zip(texts, vectors, strict=True), *((m, clip_vector) for m in seen)], LEX,
+              captions)
     return sorted([*said, *seen], key=lambda m: m.t0_s)
 
 

@@ -87,6 +87,50 @@ def test_moments_by_time_with_all_fields(store) -> None:
     assert [m.id for m in store.get(["utt-3", "nope", "clip-1"])] == ["utt-3", "clip-1"]
 
 
+def test_a_captioned_clip_is_found_by_its_caption_s_meaning(store) -> None:
+    """A clip stored again with its caption (app/pipeline/captions.py) gets a text vector beside
+    its visual one: vector and keyword searches find it, it counts among the moments a new
+    embedder must embed, and deleting it takes its text vector too."""
+    e = LexicalEmbedder()
+    clip, visual = next((m, v) for m, v in _items() if m.kind == "clip")
+    captioned = Moment(clip.id, "clip", clip.t0_s, clip.t1_s, "a red bicycle against the wall",
+                       key_frame=clip.key_frame, n_frames=clip.n_frames)
+    with pytest.raises(ValueError, match="clip-1 has a caption but no text vector"):
+        store.add([(captioned, visual)], LEX)
+    assert store.get(["clip-1"])[0].text == ""  # the refused write changed nothing
+    store.add([(captioned, visual)], LEX, {"clip-1": e.embed([captioned.text])[0]})
+    q = e.embed(["where was the bicycle"])[0]
+    hits = store.search(q, 1, embedder=LEX)
+    assert [h.moment for h in hits] == [captioned]  # the clip itself, key frame and all
+    assert store.search(q, 3, DAY1 + 6, None, embedder=LEX)[0].moment.id != "clip-1"
+    assert [h.moment.id for h in store.keyword_search("bicycle", 3)] == ["clip-1"]
+    assert store.count() == COUNTS  # still one clip
+    state = store.embedder_state("another-embedder")
+    assert state.total == 5  # four utterances and the captioned clip
+    assert ("clip-1", captioned.text) in store.embedding_todo("another-embedder", 10)
+    store.delete(["clip-1"])
+    assert store.search(q, 5, embedder=LEX)[0].moment.id != "clip-1"
+    assert store.embedder_state(LEX).total == 4
+
+
+def test_a_lost_side_file_is_rebuilt_with_captioned_clips(tmp_path: Path) -> None:
+    e = LexicalEmbedder()
+    s = ChromaMemoryStore(tmp_path / "c")
+    _fill(s)
+    clip, visual = next((m, v) for m, v in _items() if m.kind == "clip")
+    captioned = Moment(clip.id, "clip", clip.t0_s, clip.t1_s, "a red bicycle against the wall",
+                       key_frame=clip.key_frame, n_frames=clip.n_frames)
+    s.add([(captioned, visual)], LEX, {"clip-1": e.embed([captioned.text])[0]})
+    s.close()
+    (tmp_path / "c-index" / "memory.sqlite3").unlink()
+    again = ChromaMemoryStore(tmp_path / "c")
+    assert again.count() == COUNTS
+    state = again.embedder_state(LEX)
+    assert (state.active, state.building, state.total) == (LEX, None, 5)
+    hits = again.search(e.embed(["where was the bicycle"])[0], 1, embedder=LEX)
+    assert [h.moment for h in hits] == [captioned]
+
+
 def test_chroma_store_persists_and_upserts(tmp_path: Path) -> None:
     s = ChromaMemoryStore(tmp_path / "c")
     _fill(s)

@@ -65,6 +65,14 @@ def utterance(service: DaybookService, t0_s: float, text: str,
     return m, service.embedder.embed([text or "-"])[0]
 
 
+def store(service: DaybookService, items: list[tuple[Moment, np.ndarray]]) -> None:
+    """Into the memory as the memory worker puts them: a captioned clip with its caption's text
+    vector."""
+    captions = {m.id: service.embedder.embed([m.text])[0] for m, _ in items
+                if m.kind == "clip" and m.text}
+    service.store.add(items, service.embedder.name, captions)
+
+
 @pytest.fixture
 def service(tmp_path: Path):
     svc = DaybookService(Config(), DataPaths(tmp_path / "data").ensure())
@@ -94,7 +102,7 @@ def day_moments(service: DaybookService) -> list[Moment]:
         utterance(service, at(9, 45), "the meeting with Alice is at three o'clock"),
         clip(service, at(9, 50), seed=4),
     ]
-    service.store.add(items, service.embedder.name)
+    store(service, items)
     return sorted((m for m, _ in items), key=lambda m: m.t0_s)
 
 
@@ -419,7 +427,7 @@ def test_live_updates_from_worker_threads(qtbot, window, service, day_moments):
     window.open_moment(kept.id)
     new = [utterance(service, at(9, 30), "the keys are in the kitchen drawer"),
            clip(service, at(16, 20), seed=9)]
-    service.store.add(new, service.embedder.name)
+    store(service, new)
     ids = tuple(m.id for m, _ in new)
 
     def memory_worker() -> None:  # events come from worker threads, as in the pipeline
@@ -471,7 +479,7 @@ def test_a_day_with_5000_moments(qtbot, window, service):
                        sound="speech")
             items.append((m, np.ones(384, np.float32) / np.sqrt(384)))
     for start in range(0, len(items), 1000):
-        service.store.add(items[start:start + 1000], service.embedder.name)
+        store(service, items[start:start + 1000])
 
     show(qtbot, window, DAY, timeout_ms=60_000)
     model = window.model

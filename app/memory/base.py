@@ -28,6 +28,20 @@ class Moment:
     question: str = ""  # an utterance that asked the assistant this (UtteranceTranscribed)
 
 
+def embeds_text(m: Moment) -> bool:
+    """Whether `m` has a text vector: utterances and summaries always, a clip once it has a
+    caption (its visual vector stays in the clips' collection beside it)."""
+    return m.kind in TEXT_KINDS or (m.kind == "clip" and bool(m.text))
+
+
+def caption_vector(m: Moment, captions: dict[str, np.ndarray] | None) -> np.ndarray:
+    """The text vector given for captioned clip `m` (MemoryStore.add), or ValueError."""
+    vector = (captions or {}).get(m.id)
+    if vector is None:
+        raise ValueError(f"clip {m.id} has a caption but no text vector for it")
+    return vector
+
+
 @dataclass(frozen=True)
 class Hit:
     moment: Moment
@@ -65,15 +79,19 @@ class MemoryStore(Protocol):
     Time ranges are half-open, [t0_s, t1_s), on a moment's start. `None` is unbounded.
     """
 
-    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str) -> None:
+    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str,
+            captions: dict[str, np.ndarray] | None = None) -> None:
         """Commit moments with their vectors: text vectors made by `embedder` for utterances and
-        summaries, visual vectors for clips. Upserts: an id stored again replaces the old one."""
+        summaries, visual vectors for clips; `captions`: the `embedder` vector of each captioned
+        clip's caption, by id (required for every clip with text). Upserts: an id stored again
+        replaces the old one."""
         ...
 
     def search(self, vector: np.ndarray, k: int, t0_s: float | None = None,
                t1_s: float | None = None, *, embedder: str) -> list[Hit]:
-        """Text moments (utterances, summaries) nearest to a vector made by `embedder`, optionally
-        only those starting in [t0_s, t1_s). Similarity: cosine, highest first."""
+        """Moments with text vectors (utterances, summaries, captioned clips) nearest to a vector
+        made by `embedder`, optionally only those starting in [t0_s, t1_s). Similarity: cosine,
+        highest first."""
         ...
 
     def keyword_search(self, query: str, k: int, t0_s: float | None = None,
@@ -117,7 +135,8 @@ class MemoryStore(Protocol):
         ...
 
     def embedding_todo(self, embedder: str, limit: int) -> list[tuple[str, str]]:
-        """(id, text) of text moments that have no `embedder` vector yet, oldest first."""
+        """(id, text) of moments with text (captioned clips too) that have no `embedder` vector
+        yet, oldest first."""
         ...
 
     def add_vectors(self, embedder: str, vectors: list[tuple[str, np.ndarray]]) -> EmbedderState:

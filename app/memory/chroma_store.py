@@ -40,7 +40,15 @@ import numpy as np
 
 from app.core.errors import DaybookError
 from app.core.timefmt import day_bounds, local_day
-from app.memory.base import LIVE_KINDS, TEXT_KINDS, EmbedderState, Hit, Kind, Moment
+from app.memory.base import (
+    LIVE_KINDS,
+    TEXT_KINDS,
+    EmbedderState,
+    Hit,
+    Kind,
+    Moment,
+    caption_vector,
+)
 from app.memory.sidecar import Sidecar
 from app.memory.timeindex import TimeIndex
 
@@ -427,12 +435,16 @@ class ChromaMemoryStore:
 
     # --- writing ---------------------------------------------------------------------------------
 
-    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str) -> None:
+    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str,
+            captions: dict[str, np.ndarray] | None = None) -> None:
         if not items:
             return
+        clips = [(m, v) for m, v in items if m.kind not in TEXT_KINDS]
+        # A captioned clip: its visual vector in the clips' collection, its caption's text
+        # vector in the embedder's, so that a question finds it by meaning.
+        texts = ([(m, v) for m, v in items if m.kind in TEXT_KINDS]
+                 + [(m, caption_vector(m, captions)) for m, _ in clips if m.text])
         with self._lock:
-            texts = [(m, v) for m, v in items if m.kind in TEXT_KINDS]
-            clips = [(m, v) for m, v in items if m.kind not in TEXT_KINDS]
             if texts:
                 self._want(embedder)
             self._begin([m.id for m, _ in items])
@@ -443,7 +455,8 @@ class ChromaMemoryStore:
                     metadatas=[_meta(m) for m, _ in clips],
                     documents=[m.text for m, _ in clips])
             if texts:  # the clips' records go in the same transaction that ends the write
-                self._add_text(texts, embedder, begun=True, also=[m for m, _ in clips])
+                self._add_text(texts, embedder, begun=True,
+                               also=[m for m, _ in clips if not m.text])
                 self._maybe_activate(embedder)
             else:
                 with self.side.transaction() as db:

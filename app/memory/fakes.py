@@ -8,7 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from app.core.timefmt import day_bounds
-from app.memory.base import LIVE_KINDS, TEXT_KINDS, EmbedderState, Hit, Kind, Moment
+from app.memory.base import (
+    LIVE_KINDS,
+    TEXT_KINDS,
+    EmbedderState,
+    Hit,
+    Kind,
+    Moment,
+    caption_vector,
+    embeds_text,
+)
 from app.memory.sidecar import Sidecar
 
 
@@ -57,18 +66,21 @@ class InMemoryStore:
             for embedder, vecs in self.vectors.items():
                 self.side.set_vectors(db, embedder, list(vecs))
 
-    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str) -> None:
-        if any(m.kind in TEXT_KINDS for m, _ in items):
+    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str,
+            captions: dict[str, np.ndarray] | None = None) -> None:
+        texts = [(m, v if m.kind in TEXT_KINDS else caption_vector(m, captions))
+                 for m, v in items if embeds_text(m)]
+        if texts:
             self._want(embedder)
         with self.side.transaction() as db:
             self.side.upsert(db, [m for m, _ in items])
         for m, v in items:
-            if m.kind in TEXT_KINDS:
-                for vecs in self.vectors.values():
-                    vecs.pop(m.id, None)
-                self.vectors.setdefault(embedder, {})[m.id] = np.asarray(v, np.float32)
-            else:
+            if m.kind not in TEXT_KINDS:
                 self.clip_vectors[m.id] = np.asarray(v, np.float32)
+        for m, v in texts:
+            for vecs in self.vectors.values():
+                vecs.pop(m.id, None)
+            self.vectors.setdefault(embedder, {})[m.id] = np.asarray(v, np.float32)
         self._sync_vec()
         self._maybe_activate(embedder)
 

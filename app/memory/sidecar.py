@@ -46,6 +46,18 @@ CREATE TRIGGER IF NOT EXISTS moment_rekinded AFTER UPDATE OF kind ON moment
     UPDATE tally SET n = n - 1 WHERE name = 'kind:' || old.kind;
     INSERT INTO tally(name, n) VALUES ('kind:' || new.kind, 1)
         ON CONFLICT(name) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS caption_added AFTER INSERT ON moment
+    WHEN new.kind = 'clip' AND new.text != '' BEGIN
+    INSERT INTO tally(name, n) VALUES ('captioned', 1)
+        ON CONFLICT(name) DO UPDATE SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS caption_removed AFTER DELETE ON moment
+    WHEN old.kind = 'clip' AND old.text != '' BEGIN
+    UPDATE tally SET n = n - 1 WHERE name = 'captioned'; END;
+CREATE TRIGGER IF NOT EXISTS caption_changed AFTER UPDATE OF kind, text ON moment
+    WHEN (old.kind = 'clip' AND old.text != '') != (new.kind = 'clip' AND new.text != '') BEGIN
+    INSERT INTO tally(name, n)
+        VALUES ('captioned', CASE WHEN new.kind = 'clip' AND new.text != '' THEN 1 ELSE -1 END)
+        ON CONFLICT(name) DO UPDATE SET n = n + excluded.n; END;
 CREATE TRIGGER IF NOT EXISTS vec_added AFTER INSERT ON vec BEGIN
     INSERT INTO tally(name, n) VALUES ('vec:' || new.embedder, 1)
         ON CONFLICT(name) DO UPDATE SET n = n + 1; END;
@@ -100,6 +112,11 @@ class Sidecar:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA secure_delete=ON")
         self.db.executescript(_SCHEMA)
+        if self.get_state("tally:captioned") is None:  # a side file from before captions counted
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO tally(name, n) SELECT 'captioned', count(*) "
+                           "FROM moment WHERE kind = 'clip' AND text != ''")
+                self.set_state("tally:captioned", "1", db)
 
     def close(self) -> None:
         self.db.close()
@@ -238,7 +255,8 @@ class Sidecar:
         return {kind: self._tally(f"kind:{kind}") for kind in ("utterance", "clip", "summary")}
 
     def text_count(self) -> int:
-        return sum(self._tally(f"kind:{kind}") for kind in TEXT_KINDS)
+        """Moments with a text vector: utterances, summaries and captioned clips."""
+        return sum(self._tally(f"kind:{kind}") for kind in TEXT_KINDS) + self._tally("captioned")
 
     def vec_count(self, embedder: str) -> int:
         return self._tally(f"vec:{embedder}")
@@ -253,7 +271,8 @@ class Sidecar:
     def todo(self, embedder: str, limit: int) -> list[Moment]:
         marks = ",".join("?" * len(TEXT_KINDS))
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM moment m WHERE kind IN ({marks}) AND NOT EXISTS "
+            f"SELECT {_COLUMNS} FROM moment m WHERE (kind IN ({marks}) "
+            "OR (kind = 'clip' AND text != '')) AND NOT EXISTS "
             "(SELECT 1 FROM vec v WHERE v.embedder = ? AND v.id = m.id) ORDER BY t0, id LIMIT ?",
             (*TEXT_KINDS, embedder, limit))
         return [_moment(r) for r in rows]

@@ -54,8 +54,9 @@ class ProcessMemoryStore:
     def _call(self, method: str, *args: Any) -> Any:
         return self.engine.call(method, *args)
 
-    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str) -> None:
-        self._call("add", items, embedder)
+    def add(self, items: list[tuple[Moment, np.ndarray]], embedder: str,
+            captions: dict[str, np.ndarray] | None = None) -> None:
+        self._call("add", items, embedder, captions)
 
     def search(self, vector: np.ndarray, k: int, t0_s: float | None = None,
                t1_s: float | None = None, *, embedder: str) -> list[Hit]:

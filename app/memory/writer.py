@@ -59,6 +59,7 @@ class MemoryWriter:
         self.flush_interval_s = flush_interval_s
         self._pending: list[tuple[Moment, np.ndarray | None]] = []
         self._updates: set[str] = set()  # pending ids that update a stored moment
+        self._captions: dict[str, tuple[str, np.ndarray]] = {}  # clip id → (caption, vector)
         self._journaled: set[str] = set()
         self._from_journal: set[str] = set()  # kept by an earlier run
         self._oldest_pending = 0.0
@@ -165,6 +166,8 @@ class MemoryWriter:
             except OSError as exc:
                 self._report(f"cannot remove deleted moments from the journal: {exc}")
         self._journaled = {m.id for m, _ in self._pending} & self._journaled
+        self._captions = {i: c for i, c in self._captions.items()
+                          if any(m.id == i for m, _ in self._pending)}
         if before != len(self._pending):
             log.info("memory: %d pending moments deleted before they were stored",
                      before - len(self._pending))
@@ -197,15 +200,29 @@ class MemoryWriter:
             vectors = self.embedder.embed([t for _, t in texts])
             for (i, _), vec in zip(texts, vectors, strict=True):
                 self._pending[i] = (self._pending[i][0], vec)
+        # A caption's text vector, kept until its clip is stored (the journal keeps only the
+        # clip's visual vector: a journaled caption is embedded again at the next start).
+        fresh = [m for m, _ in self._pending if m.kind == "clip" and m.text
+                 and self._captions.get(m.id, ("",))[0] != m.text]
+        if fresh:
+            for m, vec in zip(fresh, self.embedder.embed([m.text for m in fresh]), strict=True):
+                self._captions[m.id] = (m.text, vec)
         while self._pending:
             batch = [(m, v) for m, v in self._pending[: self.max_add] if v is not None]
             asked = len(self._forget)
             try:
-                self.store.add(batch, self.embedder.name)
+                with_captions = {m.id: self._captions[m.id][1] for m, _ in batch
+                                 if m.id in self._captions}
+                if with_captions:
+                    self.store.add(batch, self.embedder.name, with_captions)
+                else:
+                    self.store.add(batch, self.embedder.name)
             except Exception as exc:
                 self._keep(exc)
                 return
             del self._pending[: len(batch)]
+            for m, _ in batch:
+                self._captions.pop(m.id, None)
             late = [m.id for m, _ in batch for request in self._forget[asked:] if request(m)]
             if late:  # deleted while this commit was under way
                 with contextlib.suppress(Exception):

@@ -29,6 +29,9 @@ from app.core.errors import BackendUnavailableError, DaybookError
 log = logging.getLogger(__name__)
 
 PROMPT = "Describe what you see in this picture in one short sentence."
+# A question about the present moment, asked of the live frame ("what am I holding?").
+LOOK_PROMPT = ("The picture is what my camera sees now. {question}\n"
+               "Answer in one short sentence, from the picture alone.")
 MAX_TOKENS = 40
 MAX_SIDE_PX = 512  # the frame is made no larger than this before it is encoded
 N_CTX = 2048  # the prompt, the image's tokens (hundreds for the catalog's models), the caption
@@ -40,6 +43,11 @@ class Captioner(Protocol):
 
     def caption(self, image: np.ndarray) -> str:
         """Words for a BGR frame; raises CaptionError when the model cannot give them."""
+        ...
+
+    def look(self, image: np.ndarray, question: str) -> str:
+        """The model's answer to a question about a BGR frame (the camera's live one); raises
+        CaptionError when the model cannot give it."""
         ...
 
     def close(self) -> None: ...
@@ -140,9 +148,15 @@ class LlamaCaptioner:
             raise BackendUnavailableError(f"the vision model {model_path.name}: {exc}") from exc
 
     def caption(self, image: np.ndarray) -> str:
+        return self._ask(image, PROMPT)
+
+    def look(self, image: np.ndarray, question: str) -> str:
+        return self._ask(image, LOOK_PROMPT.format(question=" ".join(question.split())))
+
+    def _ask(self, image: np.ndarray, prompt: str) -> str:
         uri = jpeg_data_uri(image)
         try:
-            return str(self.engine.call("caption", uri, PROMPT, MAX_TOKENS))
+            return str(self.engine.call("caption", uri, prompt, MAX_TOKENS))
         except EngineError as exc:
             raise CaptionError(f"the vision model is unavailable ({exc})") from exc
         except DaybookError:

@@ -67,7 +67,7 @@ class AnswerWorker(threading.Thread):
     def __init__(self, retriever: Retriever, reasoner: Callable[[], Reasoner], bus: EventBus, *,
                  wake_name: Callable[[], str], wait_stored: Callable[[str, float], bool],
                  now: Callable[[], float] = time.time,
-                 see_now: Callable[[], str] = lambda: "") -> None:
+                 see_now: Callable[[str], str] = lambda question: "") -> None:
         super().__init__(name="answer", daemon=True)
         self.retriever = retriever
         self.reasoner = reasoner  # asked per question: settings may have changed it
@@ -75,7 +75,9 @@ class AnswerWorker(threading.Thread):
         self.bus = bus
         self.wake_name = wake_name
         self.wait_stored = wait_stored
-        self.see_now = see_now  # the camera's latest frame in words ("" without a vision model)
+        # A question about now, answered by the vision model from the camera's latest frame
+        # ("" without a vision model or a recent frame).
+        self.see_now = see_now
         self.now = now
         self.inbox: Inbox[Question | None] = Inbox("answer", 64)
         self._ids = itertools.count(1)
@@ -199,10 +201,10 @@ class AnswerWorker(threading.Thread):
         seen_now = ""
         if present:
             try:
-                seen_now = self.see_now()
+                seen_now = self.see_now(q.text)
             except Exception:  # CaptionError, or a bug: answered without it all the same
-                log.warning("question %d: the latest frame could not be captioned", q.id,
-                            exc_info=True)
+                log.warning("question %d: the vision model could not look at the latest frame",
+                            q.id, exc_info=True)
         request = Request(q.text, citations, scope.label if scope else None, now_s, present,
                           seen_now)
         parts: list[str] = []

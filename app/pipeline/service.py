@@ -240,13 +240,13 @@ class DaybookService:
         if isinstance(event, FramePreviewed):
             self._latest_frame = event
 
-    def _see_now(self) -> str:
-        """The camera's latest frame in words, for a question about now; "" without a vision
-        model or a recent frame."""
+    def _see_now(self, question: str) -> str:
+        """A question about now, answered by the vision model from the camera's latest frame;
+        "" without a vision model or a recent frame."""
         frame, captioner = self._latest_frame, self._captioner
         if captioner is None or frame is None or time.time() - frame.t_s > LIVE_FRAME_S:
             return ""
-        return captioner.caption(frame.image)
+        return captioner.look(frame.image, question)
 
     def captioner(self) -> Captioner | None:
         """The vision model that captions clips, made at the first pipeline with a camera (a

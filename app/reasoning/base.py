@@ -44,7 +44,7 @@ class Request:
     scope: str | None
     now_s: float
     present: bool = False  # about what the camera sees now (app/reasoning/present.py)
-    seen_now: str = ""  # the latest frame in words, when a vision model captioned it for this
+    seen_now: str = ""  # the vision model's answer from the camera's latest frame, if it has one
 
 
 @dataclass(frozen=True)

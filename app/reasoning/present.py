@@ -1,8 +1,8 @@
 """Questions about the present moment: "what am I holding?", "what do you see?".
 
 Recent frames beat retrieved memory for these (a streaming-video finding), so they are not
-searched for. With a vision model, the camera's latest frame (`LIVE_FRAME_S`) is captioned for
-the question and said ("Right now I see …"), with the latest clip. Without one, Daybook cannot
+searched for. With a vision model, the question goes to it with the camera's latest frame
+(`LIVE_FRAME_S`) in its prompt, and its answer is said ("Looking at the camera now: …"). Without one, Daybook cannot
 say in words what a frame shows, and says so plainly, with the latest clip the camera gave
 (`PRESENT_S`); with no recent clip, it says that it sees nothing now.
 """
@@ -37,11 +37,11 @@ _LOWER_FIRST = {"a", "an", "the", "some", "two", "three", "several", "this", "th
 
 
 def _sentence(text: str) -> str:
-    """A caption said after "Right now I see": "A person …" → "a person …." (a name keeps
-    its capital)."""
-    text = text.strip()
+    """The vision model's answer said after "Looking at the camera now:": "A person …" →
+    "a person …." (a name or "I" keeps its capital)."""
+    text = " ".join(text.split())
     first = text.split(" ", 1)[0]
-    if first.lower() in _LOWER_FIRST:
+    if first.lower() in _LOWER_FIRST or first in ("You", "Your"):
         text = first.lower() + text[len(first):]
     return text if text.endswith((".", "!", "?")) else text + "."
 
@@ -52,10 +52,10 @@ def asks_about_now(question: str) -> bool:
 
 
 def present_answer(request: Request) -> str:
-    """What is said for a question about now: the latest frame in words when a vision model
-    captioned it, else plainly that it cannot be said in words."""
+    """What is said for a question about now: the vision model's answer from the latest frame
+    when there is one, else plainly that it cannot be said in words."""
     if request.seen_now:
-        return f"Right now I see {_sentence(request.seen_now)}"
+        return f"Looking at the camera now: {_sentence(request.seen_now)}"
     if not request.citations:
         return ("I can't see anything right now: the camera has shown me nothing in the last "
                 "minute.")
