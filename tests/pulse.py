@@ -404,6 +404,16 @@ class PulseServer:
             raise PulseError(f"the FIFO feeder ended: {self._feeder_problem()}") from exc
         self.samples_fed += len(pcm)
 
+    def play(self, pcm: np.ndarray, timeout_s: float = 60.0) -> None:
+        """Play 16 kHz mono int16 audio into the speaker (the null sink `spk`), as another
+        program would; returns once it has been played."""
+        if not self.sink:
+            raise PulseError("this server has no speaker")
+        subprocess.run(["pacat", "--playback", "-d", "spk", "--raw", "--format=s16le",
+                        f"--rate={RATE_HZ}", "--channels=1"],
+                       input=np.asarray(pcm, "<i2").tobytes(), env=self.env, check=True,
+                       timeout=timeout_s, capture_output=True)
+
     def wait_played(self, timeout_s: float) -> None:
         """Block until everything fed so far has been written to the FIFO."""
         deadline = time.monotonic() + timeout_s

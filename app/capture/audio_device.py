@@ -31,6 +31,10 @@ from app.core.events import AudioCaptured
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.1
+# The most one empty poll adds to a stall: a long GIL hold (pocketsphinx keeps it while
+# decoding) stalls the callback too, is not a dead device, and shows as one late poll; a busy
+# CPU makes every poll a little late, and that time counts.
+_POLL_CAP_S = 0.5
 
 # PortAudio calls that must not meet a re-initialisation (device queries, opening streams), and
 # how many streams are open: PortAudio is re-initialised only when none is.
@@ -213,7 +217,8 @@ class SoundDeviceSource:
         self.started.set()
         # One continuous clock: start time + samples so far (callback times jitter).
         start_s = time.time()
-        empty_polls = 0
+        silent_s = 0.0  # wall time without audio, each poll's share capped at _POLL_CAP_S
+        polled = time.monotonic()
         emitted = 0
         reported_drops = 0
         reported_overflows = 0
@@ -222,12 +227,12 @@ class SoundDeviceSource:
                 try:
                     block, _frames, t_block_s = self._queue.get(timeout=_POLL_S)
                 except queue.Empty:
-                    # Counted in polls, not wall time: a long GIL hold (pocketsphinx keeps it
-                    # while decoding) stalls the callback too, and is not a dead device.
-                    empty_polls += 1
-                    self._check_alive(empty_polls * _POLL_S)
+                    now = time.monotonic()
+                    silent_s += min(now - polled, _POLL_CAP_S)
+                    polled = now
+                    self._check_alive(silent_s)
                     continue
-                empty_polls = 0
+                silent_s, polled = 0.0, time.monotonic()
                 if self._reopened:
                     self._reopened = False
                     self.reconnects += 1
