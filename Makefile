@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: run test demo bench lint setup system-deps clean
+.PHONY: run test demo bench lint setup system-deps clean package
 
 # llama-cpp-python builds from source: portable (AVX2 at most, never AVX-512), as it is shipped.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
@@ -27,13 +27,13 @@ run: system-deps setup
 	$(PY) main.py $(ARGS)
 
 lint: setup
-	$(PY) -m ruff check app tests bench main.py
+	$(PY) -m ruff check app tests bench installer main.py
 	$(PY) -m mypy
 
 test:
 	bash installer/system-deps.sh test
 	$(MAKE) setup
-	$(PY) -m ruff check app tests bench main.py
+	$(PY) -m ruff check app tests bench installer main.py
 	$(PY) -m mypy
 	$(PY) -m pytest $(ARGS)
 
@@ -44,5 +44,10 @@ demo: system-deps setup
 bench: system-deps setup
 	$(PY) bench/ingest.py $(ARGS)
 
+# The Linux bundle (dist/daybook) and .deb; see installer/build.py for Windows and macOS.
+package: system-deps setup
+	bash installer/system-deps.sh test
+	$(PY) installer/build.py linux
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench/out build dist

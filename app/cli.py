@@ -553,7 +553,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--audio", metavar="WAV", help="use a WAV file as the live microphone")
     gui.add_argument("--self-test", action="store_true",
                      help="open the window, run the demo recording, check it works, exit 0/1")
-    gui.add_argument("--self-test-s", type=float, default=40.0, help=argparse.SUPPRESS)
+    gui.add_argument("--self-test-s", type=float, default=60.0, help=argparse.SUPPRESS)
+    gui.add_argument("--screenshot", metavar="PNG",
+                     help="with --self-test: save the window there at the end")
     gui.add_argument("--exit-after-show", action="store_true", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 

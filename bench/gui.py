@@ -291,7 +291,7 @@ def measure_pipeline_stall(repeat: int = 6) -> dict:
     from app.core.config import Config
     from app.core.paths import DataPaths
     from app.pipeline.service import DaybookService
-    from app.ui.app import DEMO_DIR
+    from app.resources import DEMO_DIR
     from app.ui.main_window import MainWindow
     from tests import mediagen
 

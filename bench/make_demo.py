@@ -1,4 +1,4 @@
-"""Regenerates resources/demo/ (the demo recording the app offers on first run).
+"""Regenerates app/resources/demo/ (the demo recording the app offers on first run).
 
     python bench/make_demo.py
 
@@ -22,7 +22,7 @@ LINES = [
     (17.0, "remember to water the tomato plants"),
     (24.0, "my keys are in the kitchen drawer"),
 ]
-OUT = ROOT / "resources" / "demo"
+OUT = ROOT / "app" / "resources" / "demo"
 
 
 def main() -> None:

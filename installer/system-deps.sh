@@ -8,7 +8,7 @@ runtime=(libportaudio2 espeak-ng ffmpeg libgl1 libegl1 libxkbcommon-x11-0 libxcb
          libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
          libxcb-xinerama0 libfontconfig1 libdbus-1-3 python3-venv
          build-essential cmake python3-dev)  # llama-cpp-python compiles llama.cpp
-testing=(pulseaudio pulseaudio-utils xvfb x11-utils make)
+testing=(pulseaudio pulseaudio-utils xvfb x11-utils make desktop-file-utils)
 
 want=("${runtime[@]}")
 [ "${1:-runtime}" = "test" ] && want+=("${testing[@]}")

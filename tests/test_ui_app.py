@@ -16,12 +16,19 @@ OFFSCREEN = {"QT_QPA_PLATFORM": "offscreen"}
 
 
 def test_self_test_runs_the_demo_and_exits_0(tmp_path: Path) -> None:
-    res = run_cli("--self-test", data_dir=tmp_path, env=OFFSCREEN, timeout_s=120)
+    """No model downloaded, no devices: the demo is replayed, heard by the default recogniser,
+    and a typed question about it is answered from what was heard."""
+    shot = tmp_path / "window.png"
+    res = run_cli("--self-test", "--screenshot", str(shot), data_dir=tmp_path / "data",
+                  env=OFFSCREEN, timeout_s=120)
     assert res.code == 0, res.err
     result = json.loads(res.out.strip().splitlines()[-1])
     assert result["self_test"] == "passed"
     assert result["preview_frames"] >= 3 and result["transcribed_utterances"] >= 1
     assert result["timeline_moments"] >= 1
+    assert result["question"] == "what did I have for breakfast?"
+    assert "scrambled eggs and coffee for breakfast" in result["answer"].lower(), result
+    assert result["screenshot"] == str(shot) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_second_instance_is_refused(tmp_path: Path) -> None:

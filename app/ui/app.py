@@ -15,9 +15,9 @@ from app.core.boot import boot
 from app.core.errors import DaybookError, ExitCode
 from app.core.lock import DataDirLock
 from app.core.timefmt import local_day
+from app.resources import DEMO_DIR
 
 log = logging.getLogger(__name__)
-DEMO_DIR = Path(__file__).resolve().parents[2] / "resources" / "demo"
 
 
 def replay_sources(video: str | None, audio: str | None) -> tuple[Any, Any, list[str]]:
@@ -99,7 +99,8 @@ def run_gui(args: argparse.Namespace) -> int:
         window.start_recording("replay", lambda: replay_sources(video, audio))
     else:
         window.start_live()
-    checker = SelfTest(window, service, args.self_test_s) if args.self_test else None
+    checker = (SelfTest(window, service, args.self_test_s, args.screenshot)
+               if args.self_test else None)
     try:
         code = app.exec()
     finally:
@@ -161,15 +162,40 @@ def _process_start_s() -> float:
     return float(psutil.Process().create_time())
 
 
-class SelfTest:
-    """Runs the demo through the real pipeline and checks the window really updated."""
+def _render_voice(text: str) -> int | str:
+    """The answer rendered by the speech engine (not played: there may be no speaker): its
+    sample count, or why not. Text-only is allowed, so this only reports."""
+    from app.speech.tts import Pyttsx3Voice
 
-    def __init__(self, window: Any, service: Any, limit_s: float) -> None:
+    try:
+        voice = Pyttsx3Voice()
+    except DaybookError as exc:
+        return f"none: {exc}"
+    try:
+        return len(voice.render(text))
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"
+    finally:
+        voice.close()
+
+
+class SelfTest:
+    """Runs the demo through the real pipeline and checks the window really updated: frames
+    shown, speech transcribed, moments in the timeline, and a typed question about what was
+    heard answered with it. `screenshot`: the window is saved there (PNG) at the end."""
+
+    QUESTION = "what did I have for breakfast?"  # the demo's first line says it
+    EXPECTED = "eggs"
+
+    def __init__(self, window: Any, service: Any, limit_s: float,
+                 screenshot: str | None = None) -> None:
         from PySide6.QtCore import QTimer
 
         self.window = window
         self.service = service
+        self.screenshot = screenshot
         self.deadline = time.monotonic() + limit_s
+        self.question_id: int | None = None
         self.exit_code = 1
         self.timer = QTimer(window)
         self.timer.timeout.connect(self.check)
@@ -187,17 +213,35 @@ class SelfTest:
         from app.ui.tasks import BackgroundTasks
 
         r = self.results()
-        ok = (r["preview_frames"] >= 3 and r["transcribed_utterances"] >= 1
-              and r["timeline_moments"] >= 1)
-        if ok or time.monotonic() > self.deadline:
+        heard = (r["preview_frames"] >= 3 and r["transcribed_utterances"] >= 1
+                 and r["timeline_moments"] >= 1)
+        said = " ".join(row.text.lower() for row in self.window.transcript.rows
+                        if row.state == "done")
+        if self.question_id is None and self.EXPECTED in said:
+            self.question_id = self.window.ask(self.QUESTION)  # as if typed in the box
+        exchange = self.window.exchanges.get(self.question_id)
+        answered = exchange is not None and exchange.done
+        if answered:
+            r.update(question=self.QUESTION, answer=exchange.answer)
+        ok = heard and answered and self.EXPECTED in exchange.answer.lower()
+        if (heard and answered) or time.monotonic() > self.deadline:
             self.timer.stop()
             self.exit_code = int(ExitCode.OK if ok else ExitCode.FAILURE)
             day = local_day(time.time())
-            BackgroundTasks.instance().run(  # a store query: not on the GUI thread
-                self.timer, lambda: len(self.service.moments_on_day(day)),
-                lambda n: self.finish(ok, {**r, "stored_moments": n}),
+            said_text = str(r.get("answer") or "Daybook works.")
+
+            def probe() -> dict[str, Any]:  # a store query and speech: not on the GUI thread
+                return {"stored_moments": len(self.service.moments_on_day(day)),
+                        "voice_samples": _render_voice(said_text)}
+
+            BackgroundTasks.instance().run(
+                self.timer, probe, lambda more: self.finish(ok, {**r, **more}),
                 lambda exc: self.finish(ok, {**r, "stored_moments": f"error: {exc}"}))
 
     def finish(self, ok: bool, results: dict[str, Any]) -> None:
+        if self.screenshot:
+            saved = self.window.grab().save(self.screenshot)
+            results["screenshot"] = self.screenshot if saved else f"not saved: {self.screenshot}"
+            ok = ok and saved
         print(json.dumps({"self_test": "passed" if ok else "failed", **results}))
         self.window.close()  # the pipeline drains, the service closes, then the app quits

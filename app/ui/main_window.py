@@ -66,6 +66,7 @@ from app.pipeline.answer import LLM_ENGINE
 from app.pipeline.service import DaybookService
 from app.reasoning.base import Answer
 from app.reasoning.extractive import summary_span
+from app.resources import ICON
 from app.ui import pipeline_control as pc
 from app.ui.banner import ENGINE, SETUP, SOURCE, START, ProblemBanner
 from app.ui.bridge import EventBridge
@@ -85,7 +86,6 @@ def is_video_source(event: object) -> bool:
             and event.source.startswith(VIDEO_KINDS))
 
 
-ICON = Path(__file__).resolve().parents[2] / "resources" / "daybook.svg"
 RENDER_MS = 40  # the conversation is redrawn at most this often while an answer streams
 NOTE_STYLE = "color:#808080; font-size:small"
 
@@ -531,7 +531,8 @@ class MainWindow(QMainWindow):
 
     def play_demo(self) -> bool:
         """Replay the demo recording through the real pipeline, as if live."""
-        from app.ui.app import DEMO_DIR, replay_sources
+        from app.resources import DEMO_DIR
+        from app.ui.app import replay_sources
 
         return self.start_recording("demo", lambda: replay_sources(
             str(DEMO_DIR / "demo.mp4"), str(DEMO_DIR / "demo.wav")))
