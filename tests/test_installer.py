@@ -40,6 +40,7 @@ def _self_test(command: list[str], cwd: Path, data: Path, shot: Path,
     assert res.returncode == 0, res.stdout + res.stderr
     result = json.loads(res.stdout.strip().splitlines()[-1])
     assert result["self_test"] == "passed", result
+    assert result["first_run_guidance"] is True, result
     assert result["question"] == QUESTION and HEARD in result["answer"].lower(), result
     assert shot.read_bytes()[:8] == PNG
     return result
@@ -99,15 +100,19 @@ def test_the_deb_installs_runs_under_x11_and_uninstalls_leaving_the_data(
         assert Path("/usr/share/icons/hicolor/scalable/apps/daybook.svg").is_file()
         assert Path("/usr/share/icons/hicolor/48x48/apps/daybook.png").read_bytes()[:8] == PNG
 
-        # The installed command, as a user starts it: on a real X server (Xvfb), from their home.
+        # The installed command, as a user starts it, from their home: offscreen, then on a
+        # real X server (Xvfb), whose window is kept as a screenshot.
         home = tmp_path / "home"
         home.mkdir()
         data = home / ".local" / "share" / "daybook"
-        shot = tmp_path / "installed.png"
         env = _clean_env(HOME=str(home), DAYBOOK_CONFIG=str(home / "none.toml"))
+        _self_test(["daybook"], home, tmp_path / "offscreen-data", tmp_path / "offscreen.png",
+                   {**env, "QT_QPA_PLATFORM": "offscreen"})
         env.pop("QT_QPA_PLATFORM", None)
-        _self_test(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "daybook"], home, data,
-                   shot, env)
+        shot = tmp_path / "installed.png"
+        result = _self_test(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "daybook"], home,
+                            data, shot, env)
+        assert isinstance(result["voice_samples"], int) and result["voice_samples"] > 16_000
         kept = sorted(p.relative_to(data) for p in data.rglob("*") if p.is_file())
         assert any(p.parts[:2] == ("memory", "chroma") for p in kept), kept
         artifacts = ROOT / "test-artifacts"  # kept by CI: what the installed window looked like

@@ -25,7 +25,7 @@ def test_self_test_runs_the_demo_and_exits_0(tmp_path: Path) -> None:
     result = json.loads(res.out.strip().splitlines()[-1])
     assert result["self_test"] == "passed"
     assert result["preview_frames"] >= 3 and result["transcribed_utterances"] >= 1
-    assert result["timeline_moments"] >= 1
+    assert result["timeline_moments"] >= 1 and result["first_run_guidance"] is True
     assert result["question"] == "what did I have for breakfast?"
     assert "scrambled eggs and coffee for breakfast" in result["answer"].lower(), result
     assert result["screenshot"] == str(shot) and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
