@@ -297,6 +297,16 @@ class _Recorder:
             return len(self.events)
 
 
+def _listening(tmp_path: Path, source: Any, rec: _Recorder) -> tuple[Any, Any]:
+    """The default pipeline on `source`, its events recorded; and its audio capture."""
+    pipeline = build_pipeline(
+        Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"),
+        audio=source,
+    )
+    pipeline.bus.subscribe(rec)
+    return pipeline, pipeline.captures[0]
+
+
 def _wait_until(check: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -433,12 +443,7 @@ def test_microphone_comes_back(tmp_path: Path, how: str) -> None:
     # shm off when the daemon is killed: see PulseServer (a libpulse deadlock, not Daybook's).
     with _private_pulse(sink=False, shm=how == "unplugged") as server:
         source = SoundDeviceSource("default", stall_timeout_s=1.5)
-        pipeline = build_pipeline(
-            Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"),
-            audio=source,
-        )
-        capture = pipeline.captures[0]
-        pipeline.bus.subscribe(rec)
+        pipeline, capture = _listening(tmp_path, source, rec)
         pipeline.start()
         try:
             assert pipeline.wait_started(timeout_s=15)
@@ -511,12 +516,7 @@ def test_microphone_lost_while_recording(tmp_path: Path, how: str) -> None:
 
     with _private_pulse(sink=False, shm=how == "unplugged") as server:
         source = SoundDeviceSource("default", stall_timeout_s=1.5)
-        pipeline = build_pipeline(
-            Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"),
-            audio=source,
-        )
-        capture = pipeline.captures[0]
-        pipeline.bus.subscribe(rec)
+        pipeline, capture = _listening(tmp_path, source, rec)
         pipeline.start()
         try:
             _wait_until(lambda: capture.position_s > 0, 10, "the microphone delivering")
@@ -569,12 +569,7 @@ def test_an_unplugged_microphone_is_followed_to_the_new_default_source(tmp_path:
     rec = _Recorder()
     with _private_pulse(shm=True) as server:
         source = SoundDeviceSource("default")
-        pipeline = build_pipeline(
-            Config(), store=InMemoryStore(), key_frames=KeyFrameDir(tmp_path / "frames"),
-            audio=source,
-        )
-        capture = pipeline.captures[0]
-        pipeline.bus.subscribe(rec)
+        pipeline, capture = _listening(tmp_path, source, rec)
         pipeline.start()
         try:
             _wait_until(lambda: capture.position_s > 0.5, 10, "the microphone delivering")
