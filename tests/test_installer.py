@@ -113,6 +113,15 @@ def test_the_deb_installs_runs_under_x11_and_uninstalls_leaving_the_data(
         result = _self_test(["xvfb-run", "-a", "-s", "-screen 0 1280x800x24", "daybook"], home,
                             data, shot, env)
         assert isinstance(result["voice_samples"], int) and result["voice_samples"] > 16_000
+        # The command line too, and the recogniser at full speed: Moonshine's decoder is
+        # read from its .ort file by onnxruntime's own reader, found inside the bundle.
+        ingest = subprocess.run(
+            ["daybook", "ingest", "--audio", "/opt/daybook/_internal/app/resources/demo/demo.wav",
+             "--json", "--data-dir", str(tmp_path / "ingested")],
+            cwd=home, env=env, capture_output=True, text=True, timeout=300)
+        assert ingest.returncode == 0, ingest.stderr
+        assert json.loads(ingest.stdout)["utterances"] == 4, ingest.stdout
+        assert "unoptimised" not in ingest.stderr, ingest.stderr
         kept = sorted(p.relative_to(data) for p in data.rglob("*") if p.is_file())
         assert any(p.parts[:2] == ("memory", "chroma") for p in kept), kept
         artifacts = ROOT / "test-artifacts"  # kept by CI: what the installed window looked like

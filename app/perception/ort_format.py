@@ -6,7 +6,7 @@ optimisations were meant to be applied when the file was made. Moonshine's int8 
 step (a Cast, a Mul and a Transpose of each constant: 85 % of a 74 ms step on this machine). The
 same graph as an ONNX model is constant-folded when it is loaded, so those float32 weights are
 made once. The ORT file is a flatbuffer whose schema and Python reader ship inside the
-onnxruntime wheel (`onnxruntime.tools.ort_format_model.ort_flatbuffers_py`); the ONNX model is
+onnxruntime wheel (`ort_flatbuffers_py`, in onnxruntime/tools/ort_format_model); the ONNX model is
 built with the `onnx` package. Nothing is written to disk.
 
 Only what an ORT file can hold is read: nodes with their attributes (subgraphs included), the
@@ -23,10 +23,45 @@ from typing import Any
 import numpy as np
 
 
-def _fbs() -> Any:
-    from onnxruntime.tools.ort_format_model.ort_flatbuffers_py import fbs
+class _Schema:
+    """The ORT flatbuffers schema's modules (`fbs.TensorDataType`, …), each imported by name when
+    first used, as the top-level package `ort_flatbuffers_py` that onnxruntime's wheel carries
+    in onnxruntime/tools/ort_format_model (which onnxruntime's own tools put on sys.path, as this
+    does). Neither the `fbs` package's __init__ (it finds its modules by globbing its directory
+    for .py files, which a frozen bundle does not have) nor onnxruntime's tools package (which
+    needs that at import) is relied on."""
 
-    return fbs
+    def __getattr__(self, name: str) -> Any:
+        import importlib
+
+        try:
+            module = importlib.import_module(f"ort_flatbuffers_py.fbs.{name}")
+        except ModuleNotFoundError:
+            _schema_on_path()
+            try:
+                module = importlib.import_module(f"ort_flatbuffers_py.fbs.{name}")
+            except ModuleNotFoundError as exc:
+                raise AttributeError(f"the ORT flatbuffers schema has no {name}: {exc}") from exc
+        setattr(self, name, module)
+        return module
+
+
+def _schema_on_path() -> None:
+    import importlib.util
+    import sys
+
+    spec = importlib.util.find_spec("onnxruntime")  # a top-level name: nothing is imported
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        where = str(Path(root) / "tools" / "ort_format_model")
+        if (Path(where) / "ort_flatbuffers_py").is_dir() and where not in sys.path:
+            sys.path.append(where)
+
+
+_SCHEMA = _Schema()
+
+
+def _fbs() -> Any:
+    return _SCHEMA
 
 
 def _s(b: bytes | None) -> str:
