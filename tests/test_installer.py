@@ -16,7 +16,9 @@ import pytest
 
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.slow
+# Minutes each: a bundle build, or pip installing every dependency (llama-cpp-python compiles if
+# pip's wheel cache lacks it), beyond the suite's default 300 s.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 QUESTION = "what did I have for breakfast?"
 HEARD = "scrambled eggs and coffee for breakfast"
