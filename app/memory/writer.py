@@ -166,8 +166,8 @@ class MemoryWriter:
             except OSError as exc:
                 self._report(f"cannot remove deleted moments from the journal: {exc}")
         self._journaled = {m.id for m, _ in self._pending} & self._journaled
-        self._captions = {i: c for i, c in self._captions.items()
-                          if any(m.id == i for m, _ in self._pending)}
+        pending = {m.id for m, _ in self._pending}
+        self._captions = {i: c for i, c in self._captions.items() if i in pending}
         if before != len(self._pending):
             log.info("memory: %d pending moments deleted before they were stored",
                      before - len(self._pending))

@@ -13,12 +13,3 @@ DEMO_DIR = RESOURCES / "demo"
 ICON = RESOURCES / "daybook.svg"
 DESKTOP_ENTRY = RESOURCES / "daybook.desktop"
 
-
-def resource(name: str) -> Path:
-    """The file `name` (e.g. "demo/demo.wav") of this package, as a path on disk. Raises
-    FileNotFoundError when missing (a damaged install)."""
-    path = RESOURCES.joinpath(*name.split("/"))
-    if not path.is_file():
-        raise FileNotFoundError(f"Daybook's {name} is missing from {path.parent} "
-                                "(reinstall Daybook)")
-    return path
