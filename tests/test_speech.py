@@ -96,6 +96,21 @@ def test_echo_is_removed_though_block_times_come_in_bursts() -> None:
     assert quiet.frames_processed == 0 and quiet.frames_passed == 3 and not quiet.settled
 
 
+def test_the_echo_canceller_hands_on_the_microphones_own_samples_and_whether_it_spoke() -> None:
+    far = FarEnd()
+    far.write(np.full(1600, 3000, np.int16), t_s=1.0)  # Daybook's voice, just sent
+    aec = EchoCanceller(far)
+    near = (np.arange(480) % 50 * 100).astype(np.int16)
+    got = aec.process_both(near, 1.0)
+    assert np.array_equal(got.raw, near) and len(got.out) == len(near) and got.voice
+    far.write(np.zeros(1600, np.int16), t_s=1.1)  # silence sent since: still cancelled, no voice
+    got = aec.process_both(near, 1.1)
+    assert got.raw is not got.out and not got.voice
+    quiet = EchoCanceller(FarEnd())  # nothing played: the block itself, three times over
+    got = quiet.process_both(near, 5.0)
+    assert got.out is got.raw is near and not got.voice
+
+
 def test_a_block_short_of_whole_frames_is_held_back_not_lost() -> None:
     far = FarEnd()
     far.write(np.full(1600, 1000, np.int16), t_s=1.0)

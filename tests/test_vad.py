@@ -105,3 +105,88 @@ def test_a_gap_in_the_audio_ends_what_was_open_and_restarts_time() -> None:
     assert ended[0].t1_s == pytest.approx(102.0, abs=0.05)
     assert ended[1].t0_s == pytest.approx(160.5 - 0.3, abs=0.1)  # with its pre-roll
     assert ended[1].t1_s == pytest.approx(161.5, abs=0.05)
+
+
+# --- speech over Daybook's voice (the echo canceller's two outputs) ----------------------------
+
+def _barge_in(stops_at_s: float | None, block: int) -> tuple[SpeechEnded, np.ndarray, np.ndarray]:
+    """The user talks 1.0–2.5 s; Daybook's voice plays until `stops_at_s` (None: throughout)
+    and its echo comes back 0.15 s later. The echo canceller's output holds the user from
+    1.15 s only (its suppressor took the first 150 ms) and no echo; the raw microphone holds
+    the user from 1.0 s and the echo (a 1200 Hz tone)."""
+    total = 4.0
+    user = _signal([(1.0, 2.5)], total)
+    t = np.arange(len(user)) / RATE
+    end_echo = total if stops_at_s is None else stops_at_s + 0.15
+    echo = np.where(t < end_echo, 3000 * np.sin(2 * np.pi * 1200 * t), 0).astype(np.int16)
+    raw = (user.astype(np.int32) + echo).clip(-32768, 32767).astype(np.int16)
+    out = np.where(t >= 1.15, user, 0).astype(np.int16)
+    seg = SpeechSegmenter(EnergyVad(), VadConfig(hangover_ms=300, preroll_ms=300))
+    ends = []
+    for i in range(0, len(out), block):
+        voice = stops_at_s is None or i / RATE < stops_at_s
+        chunk = AudioCaptured(out[i:i + block], 100.0 + i / RATE, RATE,
+                              raw=raw[i:i + block], voice=voice)
+        ends += [e for e in seg.push(chunk) if isinstance(e, SpeechEnded)]
+    assert len(ends) == 1
+    return ends[0], out, raw
+
+
+@pytest.mark.parametrize("block", [160, 480, 1000])
+def test_a_barge_in_is_heard_from_the_microphone_itself_from_just_before_its_start(
+        block: int) -> None:
+    """Daybook stopped 0.15 s after the VAD heard the user (at 1.15 s, AEC3 having held back
+    their first 150 ms): the utterance is the microphone's own samples from the frame at
+    1.15 s − RAW_LEAD_S on, the user's onset with them, and the echo canceller's before."""
+    end, out, raw = _barge_in(stops_at_s=1.3, block=block)
+    i0 = round((end.t0_s - 100.0) * RATE)
+    assert end.t0_s - 100.0 == pytest.approx(1.15 - 0.3, abs=0.03)  # the pre-roll, as ever
+    frame = 480  # the fake VAD's 30 ms
+    first_voiced = round(1.15 * RATE) // frame * frame  # the frame the user's audio starts in
+    lead = round(SpeechSegmenter.RAW_LEAD_S * RATE)
+    switch = -(-(first_voiced - lead) // frame) * frame  # the first frame from 0.1 s before
+    k = switch - i0
+    assert np.array_equal(end.pcm[:k], out[i0:switch])
+    assert np.array_equal(end.pcm[k:], raw[switch:i0 + len(end.pcm)])
+    assert np.any(end.pcm[k:k + 1600] != out[switch:switch + 1600])  # the onset is there
+
+
+def test_speech_over_a_voice_that_went_on_keeps_the_echo_cancellers_output() -> None:
+    """Daybook did not stop (barge-in off, or not sure enough): the raw microphone holds its
+    voice all along, so the echo canceller's output is what is recognised."""
+    end, out, _raw = _barge_in(stops_at_s=None, block=480)
+    i0 = round((end.t0_s - 100.0) * RATE)
+    assert np.array_equal(end.pcm, out[i0:i0 + len(end.pcm)])
+
+
+def test_a_first_word_left_short_by_the_echo_canceller_starts_the_utterance_after_it() -> None:
+    """Over Daybook's voice AEC3 may leave only 90 ms of a first word ("Wait,"): too short a
+    burst to keep alone. The utterance that follows within REJOIN_S starts with it, from the
+    microphone's own samples, and the burst is not counted as dropped."""
+    user = _signal([(1.0, 1.3), (1.7, 2.7)], 4.0)  # "Wait," … "I have another question."
+    t = np.arange(len(user)) / RATE
+    echo = np.where(t < 1.35, 3000 * np.sin(2 * np.pi * 1200 * t), 0).astype(np.int16)
+    raw = (user.astype(np.int32) + echo).clip(-32768, 32767).astype(np.int16)
+    out = np.where((t >= 1.21) | (t < 1.0), user, 0).astype(np.int16)  # 90 ms of the first
+    seg = SpeechSegmenter(EnergyVad(), VadConfig(hangover_ms=300, preroll_ms=300,
+                                                 min_speech_ms=240))
+    events: list[SpeechStarted | SpeechEnded] = []
+    for i in range(0, len(out), 480):
+        events += seg.push(AudioCaptured(out[i:i + 480], 100.0 + i / RATE, RATE,
+                                         raw=raw[i:i + 480], voice=i / RATE < 1.2))
+    events += seg.flush()
+    ends = [e for e in events if isinstance(e, SpeechEnded)]
+    assert len(ends) == 1 and seg.discarded_bursts == 0
+    end = ends[0]
+    assert end.t0_s - 100 == pytest.approx(1.2 - 0.3, abs=0.03)  # the first burst's pre-roll
+    i0 = round((end.t0_s - 100) * RATE)
+    k = round(1.2 * RATE) - i0  # from 1.2 s − 0.1 s on: the microphone's own samples
+    assert np.array_equal(end.pcm[k:], raw[i0 + k:i0 + len(end.pcm)])
+    assert end.t1_s - 100 == pytest.approx(2.7, abs=0.03)
+
+    # With nothing to cancel (no raw samples), a burst that short is dropped, as ever.
+    plain = SpeechSegmenter(EnergyVad(), VadConfig(hangover_ms=300, preroll_ms=300,
+                                                   min_speech_ms=240))
+    ends = [e for e in _run(plain, out) if isinstance(e, SpeechEnded)]
+    assert len(ends) == 1 and plain.discarded_bursts == 1
+    assert ends[0].t0_s - 100 > 1.3  # after the first word

@@ -38,11 +38,19 @@ FACT = "I left my passport in the kitchen drawer."
 QUESTION = "Daybook, where did I leave my passport?"
 # No comma: a pause in the middle would end the utterance there (the VAD's hangover).
 INTERRUPTION = "Hold on let me think about that."
-# Its words said over Daybook's voice are damaged by the echo canceller, and the recogniser then
-# often mishears the rest too: "think about that" came out as "leafing, come out of that" in
-# 2 of 11 cuts (README, bench/voice.py: the open part of issue 12). What holds in every cut seen
-# is its last word, heard after the echo has ended: the utterance is heard to its end.
-HEARD_OF_IT = {"that"}
+# Said over an answer, and heard word for word by Moonshine when said alone (the one above is
+# not: "Hold on there to me…"). Its comma's pause is shorter than the VAD's hangover.
+OVER_IT = "Wait, I have another question."
+# Through AEC3 alone its first word was lost in about half the cuts, and often its last too
+# ("I played. I have an underquenchion."). Heard from the microphone's own samples
+# (app/perception/vad.py), the whole of it is recognised. But "Wait," still shares the audio with
+# Daybook's echo until the speaker has stopped and the room is quiet again, and that changes how
+# Moonshine hears the rest: in some 50 cuts, "Wait" came out as "Hey" twice and "another
+# question" as "an under question" (1 in 4) or "an overquest, Chun" (once), though the audio
+# after the comma is the same each time. So the test checks that the sound of the first word is
+# in what was recognised (through AEC3 alone 0.02–0.24 of it was), that it is one utterance with
+# the last, and the word after the echo; bench/voice.py counts the word errors.
+HEARD_OF_IT = {"have"}
 
 
 def _transcribe(pcm: np.ndarray) -> str:
@@ -93,9 +101,41 @@ def test_a_spoken_question_is_answered_out_loud(tmp_path: Path) -> None:
     assert not rig.events.of(BargeIn)
 
 
-def test_talking_over_an_answer_stops_it(tmp_path: Path) -> None:
+def _onset_kept(recognised: list[np.ndarray], said: np.ndarray) -> float:
+    """How much of the first 150 ms of `said` (the "W" of "Wait") is in the utterance that
+    holds it: its projection on them, ≈1 when they are there whatever echo is added, ≈0 when
+    they were suppressed (through AEC3 alone: 0.02–0.08)."""
+    tail = said[RATE:].astype(np.float64)  # after the comma: clear of Daybook's echo
+    best: tuple[float, np.ndarray, int] = (0.0, np.zeros(0), 0)
+    for pcm in recognised:
+        a = np.concatenate([pcm, np.zeros(len(said))]).astype(np.float64)
+        c = np.correlate(a, tail, "valid")
+        k = int(np.argmax(c))
+        if c[k] > best[0]:
+            best = (float(c[k]), a, k - RATE)  # where `said` starts in it
+    _, a, start = best
+    assert len(a), "no utterance held the words said"
+    onset = said[:RATE * 3 // 20].astype(np.float64)
+    if start < 0:
+        return 0.0  # the utterance began after it
+    return float(a[start:start + len(onset)] @ onset / (onset @ onset))
+
+
+def test_talking_over_an_answer_stops_it(tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Open speakers: the answer comes back through the room (10 dB below the user) while the
     user talks over it."""
+    from app.perception.vad import SpeechSegmenter
+
+    recognised: list[np.ndarray] = []  # what each utterance handed to the recogniser was
+    audio = SpeechSegmenter._audio
+
+    def spy(self: SpeechSegmenter, seg: Any) -> np.ndarray:
+        recognised.append(audio(self, seg))
+        return recognised[-1]
+
+    monkeypatch.setattr(SpeechSegmenter, "_audio", spy)
+    said = mediagen.speak(OVER_IT)
     with VoiceRig(tmp_path, speak="always", room_ir=room_ir(gain=0.3)) as rig:
         rig.feed(mediagen.speak(FACT), silence(1.0))
         rig.events.wait_for(UtteranceTranscribed, 20)
@@ -109,7 +149,7 @@ def test_talking_over_an_answer_stops_it(tmp_path: Path) -> None:
         rig.service.ask("What did I say about my passport and the kitchen?")
         started = rig.events.wait_for(SpeakingStarted, 20, since=mark)
         time.sleep(0.8)
-        rig.feed(mediagen.speak(INTERRUPTION), silence(1.0))
+        rig.feed(said, silence(1.0))
         barge = rig.events.wait_for(BargeIn, 10, since=mark)
         spoken = rig.events.wait_for(AnswerSpoken, 5, since=mark)
         heard = rig.events.wait_for(UtteranceTranscribed, 20, since=mark)
@@ -126,7 +166,10 @@ def test_talking_over_an_answer_stops_it(tmp_path: Path) -> None:
     assert last is not None
     assert last - t_vad < 0.1, f"silent {1000 * (last - t_vad):.0f} ms after the speech start"
     assert spoken.stop_delay_s is not None and spoken.stop_delay_s < 0.05
-    # The user's new utterance is heard to its end (not whole: see HEARD_OF_IT).
+    # The user's new utterance is heard whole: the sound of its start is in the utterance that
+    # holds its end, and its words after the echo are heard (see HEARD_OF_IT).
+    kept = _onset_kept(recognised, said)
+    assert kept > 0.5, f"{kept:.2f} of the first word's sound was recognised ({heard.text!r})"
     assert _words(heard.text) >= HEARD_OF_IT, heard.text
 
 
@@ -169,9 +212,8 @@ def test_daybook_does_not_interrupt_itself_through_the_room(tmp_path: Path) -> N
                 echo_out += rig.echo.energy_out - energy[1]
     assert false_stops == [], f"interrupted itself in answers {false_stops}"
     assert missed == [], f"did not stop for the user in answers {missed}"
-    # What the user said over echo this loud is not yet heard whole (sometimes only a fragment
-    # with no words: open in issue 12; bench/voice.py counts the word errors), so it is not
-    # checked here.
+    # What the user said over echo this loud (as loud as the user) is not checked word for word
+    # here: bench/voice.py counts the word errors.
     assert 10 * np.log10(echo_in / max(echo_out, 1.0)) > 20  # measured 30–56 dB
 
 

@@ -247,10 +247,11 @@ class SoundDeviceSource:
                               self.overflows - reported_overflows)
                     reported_overflows = self.overflows
                 pcm = float_to_int16(resampler.process(block))
+                raw, voice = None, False
                 echo = self.echo
                 if echo is not None:
                     try:
-                        pcm = echo.process(pcm, t_block_s)
+                        pcm, raw, voice = echo.process_both(pcm, t_block_s)
                     except Exception:  # never lose the microphone to the echo canceller
                         log.exception("echo cancellation failed; the microphone goes on without")
                         self.echo = None
@@ -258,6 +259,8 @@ class SoundDeviceSource:
                     pcm=pcm,
                     t0_s=start_s + emitted / TARGET_SAMPLE_RATE_HZ,
                     sample_rate_hz=TARGET_SAMPLE_RATE_HZ,
+                    raw=raw if raw is not pcm else None,
+                    voice=voice,
                 )
                 emitted += len(pcm)
         finally:

@@ -25,11 +25,15 @@ class SoundClass(enum.StrEnum):
 
 @dataclass(frozen=True, eq=False)
 class AudioCaptured:
-    """A chunk of mono int16 PCM from an audio source."""
+    """A chunk of mono int16 PCM from an audio source. While Daybook's voice is being taken out
+    of the microphone, `pcm` is the echo canceller's output, `raw` the microphone's own samples
+    and `voice` whether Daybook's voice was playing (app/speech/echo.py)."""
 
     pcm: np.ndarray
     t0_s: float
     sample_rate_hz: int
+    raw: np.ndarray | None = None
+    voice: bool = False
 
     @property
     def duration_s(self) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,6 +11,8 @@ import numpy as np
 from app.core.config import VadConfig
 from app.core.events import AudioCaptured, SpeechEnded, SpeechStarted
 from app.perception.base import Vad
+
+log = logging.getLogger(__name__)
 
 
 class WebRtcVad:
@@ -31,9 +34,19 @@ class WebRtcVad:
 
 
 @dataclass
+class _Frame:
+    pcm: np.ndarray  # what the VAD heard
+    t_s: float
+    voiced: bool
+    raw: np.ndarray | None = None  # the microphone's own samples, while Daybook's voice is cancelled
+    voice: bool = False  # Daybook's voice was playing
+
+
+@dataclass
 class _Open:
     t0_s: float
-    frames: list[np.ndarray]
+    first_voiced_s: float
+    frames: list[_Frame]
     voiced_ms: int
     last_voiced_end_s: float
     silence_ms: int
@@ -46,7 +59,19 @@ class SpeechSegmenter:
     and ends after `hangover_ms` of unvoiced frames. The segment keeps `preroll_ms` of audio from
     before the trigger so the first syllable is not clipped. Bursts shorter than `min_speech_ms`
     of voiced audio are dropped; long talk is cut at `max_utterance_s`.
+
+    Someone who talks over Daybook (a barge-in) is heard by the VAD through the echo canceller,
+    whose suppressor cuts into their first words. When Daybook's voice stopped within
+    `QUIET_AFTER_S` of their first voiced frame, their utterance is therefore made of the
+    microphone's own samples from `RAW_LEAD_S` before that frame: it then holds at most a few
+    hundred ms of Daybook's echo, which the recogniser passes over, and all of the user's words
+    (bench/voice.py: word errors over five barge-ins). When Daybook went on talking, the echo
+    canceller's output is kept.
     """
+
+    RAW_LEAD_S = 0.1  # AEC3 holds back a user's first 30–150 ms: the VAD's first voiced frame is late
+    QUIET_AFTER_S = 0.4  # a barge-in silences Daybook ≈0.1–0.2 s after the first voiced frame
+    REJOIN_S = 1.0  # a short burst over Daybook's voice starts the next segment this soon after
 
     START_WINDOW = 5
     START_VOICED = 3
@@ -57,14 +82,18 @@ class SpeechSegmenter:
         self.sample_rate_hz = sample_rate_hz
         self.frame_len = sample_rate_hz * vad.frame_ms // 1000
         self._pending = np.zeros(0, dtype=np.int16)
+        self._pending_raw: np.ndarray | None = None  # the raw samples of `_pending`, if any
         self._pending_t0_s: float | None = None
         # Room for the pre-roll before the first voiced frame plus the trigger window itself.
         n_preroll = self.START_WINDOW + -(-cfg.preroll_ms // vad.frame_ms)
-        self._history: collections.deque[tuple[np.ndarray, float, bool]] = collections.deque(
-            maxlen=n_preroll
-        )
+        self._history: collections.deque[_Frame] = collections.deque(maxlen=n_preroll)
         self._probs: collections.deque[float] = collections.deque(maxlen=self.START_WINDOW)
         self._open: _Open | None = None
+        # A burst too short to keep that began over Daybook's voice, and the frames since: the
+        # echo canceller may have left only a fragment of a first word ("Wait, I have…"), which
+        # then opens the next segment (see REJOIN_S).
+        self._carry: list[_Frame] = []
+        self._carry_open: _Open | None = None
         self.discarded_bursts = 0
 
     @property
@@ -82,49 +111,78 @@ class SpeechSegmenter:
                 self._history.clear()
                 self._probs.clear()
                 self._pending = np.zeros(0, dtype=np.int16)
+                self._pending_raw = None
         if self._pending_t0_s is None or len(self._pending) == 0:
             self._pending_t0_s = chunk.t0_s - len(self._pending) / self.sample_rate_hz
         data = np.concatenate([self._pending, chunk.pcm]) if len(self._pending) else chunk.pcm
+        raw = None
+        if chunk.raw is not None or self._pending_raw is not None:
+            before = self._pending if self._pending_raw is None else self._pending_raw
+            raw = np.concatenate([before, chunk.pcm if chunk.raw is None else chunk.raw])
         n_frames = len(data) // self.frame_len
         t0 = self._pending_t0_s
         for i in range(n_frames):
-            frame = data[i * self.frame_len : (i + 1) * self.frame_len]
-            out.extend(self._frame(frame, t0 + i * self.frame_len / self.sample_rate_hz))
+            cut = slice(i * self.frame_len, (i + 1) * self.frame_len)
+            out.extend(self._frame(data[cut], t0 + i * self.frame_len / self.sample_rate_hz,
+                                   None if raw is None else raw[cut], chunk.voice))
         self._pending = data[n_frames * self.frame_len :]
+        self._pending_raw = None if raw is None else raw[n_frames * self.frame_len :]
         self._pending_t0_s = t0 + n_frames * self.frame_len / self.sample_rate_hz
         return out
 
     def flush(self) -> list[SpeechEnded]:
         """End of stream: close an open segment."""
+        self._drop_carry()
         if self._open is None:
             return []
         return self._close()
 
-    def _frame(self, frame: np.ndarray, t_s: float) -> list[SpeechStarted | SpeechEnded]:
-        voiced = self.vad.is_speech(frame)
+    def _drop_carry(self) -> None:
+        if self._carry_open is not None:
+            self.discarded_bursts += 1
+        self._carry, self._carry_open = [], None
+
+    def _frame(self, pcm: np.ndarray, t_s: float, raw: np.ndarray | None = None,
+               voice: bool = False) -> list[SpeechStarted | SpeechEnded]:
+        voiced = self.vad.is_speech(pcm)
+        frame = _Frame(pcm, t_s, voiced, raw, voice)
         frame_s = self.vad.frame_ms / 1000
         seg = self._open
         if seg is None:
-            self._history.append((frame, t_s, voiced))
+            self._history.append(frame)
+            if self._carry_open is not None:
+                if t_s - self._carry_open.last_voiced_end_s > self.REJOIN_S:
+                    self._drop_carry()
+                else:
+                    self._carry.append(frame)
             # A VAD with probabilities (Silero) says how sure it is; others are sure.
             self._probs.append(float(getattr(self.vad, "last_probability", float(voiced))))
             recent = list(self._history)[-self.START_WINDOW :]
-            if sum(v for _, _, v in recent) < self.START_VOICED:
+            if sum(f.voiced for f in recent) < self.START_VOICED:
                 return []
-            first_voiced = next(t for _, t, v in recent if v)
+            first_voiced = next(f.t_s for f in recent if f.voiced)
             preroll_from = first_voiced - self.cfg.preroll_ms / 1000 - 1e-6
-            kept = [(f, t) for f, t, _ in self._history if t >= preroll_from]
+            kept = [f for f in self._history if f.t_s >= preroll_from]
             self._open = _Open(
-                t0_s=kept[0][1],
-                frames=[f for f, _ in kept],
-                voiced_ms=sum(self.vad.frame_ms for _, _, v in recent if v),
+                t0_s=kept[0].t_s,
+                first_voiced_s=first_voiced,
+                frames=kept,
+                voiced_ms=sum(self.vad.frame_ms for f in recent if f.voiced),
                 last_voiced_end_s=t_s + frame_s,
                 silence_ms=0,
             )
+            if self._carry_open is not None:  # the fragment before it starts it
+                carried = self._carry_open
+                before = [f for f in self._carry if f.t_s < kept[0].t_s]
+                self._open.t0_s = carried.t0_s
+                self._open.first_voiced_s = carried.first_voiced_s
+                self._open.frames = before + kept
+                self._open.voiced_ms += carried.voiced_ms
+                self._carry, self._carry_open = [], None
             self._history.clear()
             n = min(len(self._probs), len(recent))
-            probs = [p for p, (_, _, v) in zip(list(self._probs)[-n:], recent[-n:], strict=True)
-                     if v]
+            probs = [p for p, f in zip(list(self._probs)[-n:], recent[-n:], strict=True)
+                     if f.voiced]
             confidence = sum(probs) / len(probs) if probs else 1.0
             self._probs.clear()
             return [SpeechStarted(t0_s=first_voiced, confidence=round(confidence, 3))]
@@ -145,14 +203,33 @@ class SpeechSegmenter:
         assert seg is not None
         self._open = None
         if seg.voiced_ms < self.cfg.min_speech_ms:
-            self.discarded_bursts += 1
+            if any(f.raw is not None for f in seg.frames):
+                self._carry, self._carry_open = list(seg.frames), seg
+            else:
+                self.discarded_bursts += 1
             return []
-        pcm = np.concatenate(seg.frames)
         return [
             SpeechEnded(
-                pcm=pcm,
+                pcm=self._audio(seg),
                 t0_s=seg.t0_s,
                 t1_s=seg.last_voiced_end_s,
                 sample_rate_hz=self.sample_rate_hz,
             )
         ]
+
+    def _audio(self, seg: _Open) -> np.ndarray:
+        """The utterance's samples: what the VAD heard, or for a barge-in the microphone's own
+        from just before the first voiced frame (see the class's note)."""
+        frames = seg.frames
+        if all(f.raw is None for f in frames):
+            return np.concatenate([f.pcm for f in frames])
+        if any(f.voice for f in frames if f.t_s >= seg.first_voiced_s + self.QUIET_AFTER_S):
+            last = max(f.t_s for f in frames if f.voice)
+            log.debug("speech over Daybook's voice, which went on %.2f s after it: heard through "
+                      "the echo canceller", last - seg.first_voiced_s)
+            return np.concatenate([f.pcm for f in frames])
+        switch_s = seg.first_voiced_s - self.RAW_LEAD_S - 1e-6
+        log.debug("speech over Daybook's voice, which stopped: heard from the microphone's own "
+                  "samples from %.2f s", switch_s)
+        return np.concatenate([f.raw if f.raw is not None and f.t_s >= switch_s else f.pcm
+                               for f in frames])

@@ -11,6 +11,13 @@ microphone's buffers and the room, always after it was written, and AEC3 finds t
 While nothing has been played for `TAIL_S` the microphone's audio is passed through untouched
 (bit-identical): AEC3 is only at work while Daybook speaks and just after.
 
+AEC3's output is what the VAD hears: it leaves almost nothing of Daybook's voice, so Daybook
+does not interrupt itself. But its suppressor also cuts into a user who starts talking over the
+echo: their first ~100 ms, and again as the echo stops ("Wait, I have another question" was
+heard as "I played. I have an underquenchion."). So `process_both` also hands on the
+microphone's own samples and whether Daybook's voice was in the reference, and the VAD's
+segmenter recognises a barge-in utterance from those (app/perception/vad.py).
+
 Measured (tests, bench/voice.py): through an echo path AEC3 removes 27–35 dB of echo and takes
 ≈2 dB off a user talking over it. Without any echo path (headphones) it needs some 10–20 s of
 Daybook's speech to learn that nothing comes back; until then it takes ≈14 dB off a user
@@ -23,6 +30,7 @@ import collections
 import logging
 import threading
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,6 +42,15 @@ RING_S = 4.0  # far-end history kept
 TAIL_S = 0.5  # AEC3 runs this long after the last sound played (the echo tail)
 SETTLE_S = 0.3  # after a stop, block times are not used to pair (the device refills)
 LEARN_S = 3.0  # AEC3 has converged after this much of Daybook's speech (offline: −32 dB at 3 s)
+VOICE_RMS = 100.0  # a reference block this loud holds Daybook's voice (espeak-ng: ≈3000)
+
+
+class Cancelled(NamedTuple):
+    """One block through the echo canceller."""
+
+    out: np.ndarray  # AEC3's output: what the VAD hears
+    raw: np.ndarray  # the microphone's own samples, the same span (`out` itself when passed)
+    voice: bool  # whether Daybook's voice was in the reference paired with them
 
 
 class FarEnd:
@@ -152,6 +169,11 @@ class EchoCanceller:
         """The near-end block (int16, 16 kHz) recorded up to `t_end_s` (monotonic), with the
         echo of what was played removed. The same length as what came in, except that a block
         that is not a whole number of 10 ms frames is held back in part until the next one."""
+        return self.process_both(near, t_end_s).out
+
+    def process_both(self, near: np.ndarray, t_end_s: float) -> Cancelled:
+        """`process`, with the microphone's samples for the same span and whether Daybook's
+        voice was in their reference."""
         self._near_total += len(near)
         offset = self._pair(t_end_s)
         if len(self._pending):
@@ -159,11 +181,11 @@ class EchoCanceller:
         if not self.far.active(t_end_s):
             self._pending = np.zeros(0, dtype=np.int16)
             self.frames_passed += len(near) // FRAME
-            return near
+            return Cancelled(near, near, False)
         n = len(near) // FRAME * FRAME
         self._pending = near[n:].copy()
         if n == 0:
-            return near[:0]
+            return Cancelled(near[:0], near[:0], False)
         end = self._near_total - len(self._pending)  # index after the last sample processed
         far = self.far.read_to(end + offset, n)
         block = np.ascontiguousarray(near[:n])
@@ -171,7 +193,8 @@ class EchoCanceller:
         self.frames_processed += n // FRAME
         self.energy_in += float(np.dot(block.astype(np.float64), block.astype(np.float64)))
         self.energy_out += float(np.dot(out.astype(np.float64), out.astype(np.float64)))
-        return out
+        far64 = far.astype(np.float64)
+        return Cancelled(out, block, float(far64 @ far64) >= VOICE_RMS ** 2 * n)
 
     @property
     def settled(self) -> bool:
