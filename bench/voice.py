@@ -11,7 +11,9 @@ over, and whether it hears itself.
                Moonshine, MiniLM, pyttsx3/espeak-ng, a null sink recorded from its monitor
   barge-in     the user talks over an answer (the speaker comes back through a room at -10 dB):
                the VAD's speech start → last sound from the speaker (the VAD itself needs 3
-               voiced frames, 96 ms, to say "speech"); the user's words as recognised
+               voiced frames, 96 ms, to say "speech"); the user's words as recognised, with the
+               word errors of the same utterances heard through AEC3 alone (before the
+               barge-in audio was taken from the microphone's own samples) and said alone
   self-hearing 20 answers with the speaker loud in the microphone (room gain 0.6), nobody
                talking: answers Daybook cut off itself, with echo cancellation and without it;
                the echo reduction (AEC3's input over its output while speaking)
@@ -61,6 +63,10 @@ VOICE_S = 0.02  # the fake voice's fixed compute per sentence
 FACT = "I left my passport in the kitchen drawer."
 QUESTION = "Daybook, where did I leave my passport?"
 INTERRUPTION = "Hold on let me think about that."
+# Said over answers. The first two are heard word for word by Moonshine when said alone; the
+# third is not ("Hold on there to me…"), but starts with a consonant AEC3 cut into most.
+OVER_IT = ("Wait, I have another question.", "Actually, what time is my dentist appointment?",
+           INTERRUPTION)
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -177,38 +183,60 @@ def bench_first_audio(tmp: Path, n: int) -> dict[str, Any]:
             "vad_hangover_ms": Config().vad.hangover_ms, "target_ms": 1200}
 
 
-def bench_barge_in(tmp: Path, n: int) -> dict[str, Any]:
-    after_vad, errors, texts = [], [], []
-    with VoiceRig(tmp, speak="always", room_ir=room_ir(gain=0.3)) as rig:
-        _tell_the_fact(rig)
-        mark = rig.events.index  # one answer in full: the echo canceller learns the room
-        rig.service.ask("Where did I leave my passport?")
-        rig.events.wait_for(AnswerSpoken, 30, since=mark)
-        time.sleep(1.0)
-        for _ in range(n):
-            mark = rig.events.index
-            rig.service.ask("What did I say about my passport and the kitchen?")
-            started = rig.events.wait_for(SpeakingStarted, 20, since=mark)
-            time.sleep(0.8)
-            rig.feed(mediagen.speak(INTERRUPTION), silence(1.0))
-            rig.events.wait_for(BargeIn, 10, since=mark)
-            heard = rig.events.wait_for(UtteranceTranscribed, 20, since=mark)
-            time.sleep(0.5)
-            t_vad, _start = rig.events.timed(SpeechStarted, mark)[0]
-            assert rig.sink is not None
-            last = rig.sink.last_sound_s(started.t_s)
-            if last is not None:
-                after_vad.append(last - t_vad)
-            errors.append(mediagen.word_errors(INTERRUPTION, heard.text))
-            texts.append(heard.text)
-            time.sleep(1.5)
+def bench_barge_in(tmp: Path, n: int, said: str) -> dict[str, Any]:
+    from app.perception.asr_moonshine import MoonshineTranscriber
     from app.perception.vad import SpeechSegmenter
 
+    through_aec: list[np.ndarray] = []  # each utterance as the echo canceller left it
+    audio = SpeechSegmenter._audio
+
+    def spy(self: SpeechSegmenter, seg: Any) -> np.ndarray:
+        through_aec.append(np.concatenate([f.pcm for f in seg.frames]))
+        return audio(self, seg)
+
+    SpeechSegmenter._audio = spy  # type: ignore[method-assign]
+    after_vad, errors, texts, aec_only = [], [], [], []
+    try:
+        with VoiceRig(tmp, speak="always", room_ir=room_ir(gain=0.3)) as rig:
+            _tell_the_fact(rig)
+            mark = rig.events.index  # one answer in full: the echo canceller learns the room
+            rig.service.ask("Where did I leave my passport?")
+            rig.events.wait_for(AnswerSpoken, 30, since=mark)
+            time.sleep(1.0)
+            for _ in range(n):
+                mark = rig.events.index
+                rig.service.ask("What did I say about my passport and the kitchen?")
+                started = rig.events.wait_for(SpeakingStarted, 20, since=mark)
+                time.sleep(0.8)
+                rig.feed(mediagen.speak(said), silence(1.0))
+                rig.events.wait_for(BargeIn, 10, since=mark)
+                heard = rig.events.wait_for(UtteranceTranscribed, 20, since=mark)
+                time.sleep(0.5)
+                t_vad, _start = rig.events.timed(SpeechStarted, mark)[0]
+                assert rig.sink is not None
+                last = rig.sink.last_sound_s(started.t_s)
+                if last is not None:
+                    after_vad.append(last - t_vad)
+                errors.append(mediagen.word_errors(said, heard.text))
+                texts.append(heard.text)
+                aec_only.append(through_aec[-1])
+                time.sleep(1.5)
+    finally:
+        SpeechSegmenter._audio = audio  # type: ignore[method-assign]
+    asr = MoonshineTranscriber()
+    aec_texts = [asr.transcribe(pcm, RATE) for pcm in aec_only]
+    alone = asr.transcribe(mediagen.speak(said), RATE)
     # The VAD needs START_VOICED voiced frames (Silero: 32 ms each) before it says "speech".
     detect_ms = SpeechSegmenter.START_VOICED * 32
-    return {"speech_start_seen_to_silent": _ms(after_vad),
+    return {"speech_start_seen_to_silent": _ms(after_vad), "after_vad_s": after_vad,
             "vad_detection_ms": detect_ms, "target_ms": 100,
-            "user_words": {"said": INTERRUPTION, "heard": texts, "word_errors": errors}}
+            "user_words": {"said": said, "heard": texts, "word_errors": errors,
+                           "through_aec3_alone": {
+                               "heard": aec_texts,
+                               "word_errors": [mediagen.word_errors(said, t)
+                                               for t in aec_texts]},
+                           "said_alone": {"heard": alone,
+                                          "word_errors": mediagen.word_errors(said, alone)}}}
 
 
 def bench_self_hearing(tmp: Path, n: int, echo_cancellation: bool) -> dict[str, Any]:
@@ -287,8 +315,21 @@ def main() -> int:
             result["first_audio"] = bench_first_audio(Path(tmp) / "a", 2 if quick else 5)
             print(json.dumps(result["first_audio"]), flush=True)
             print("barge-in (real parts)…", flush=True)
-            result["barge_in"] = bench_barge_in(Path(tmp) / "b", 2 if quick else 5)
-            print(json.dumps(result["barge_in"]), flush=True)
+            cuts = [bench_barge_in(Path(tmp) / f"b{i}", 2 if quick else 5, said)
+                    for i, said in enumerate(OVER_IT)]
+            result["barge_in"] = {
+                "speech_start_seen_to_silent": _ms([v for c in cuts for v in c.pop("after_vad_s")]),
+                "vad_detection_ms": cuts[0]["vad_detection_ms"], "target_ms": 100,
+                "by_sentence": cuts,
+                "word_errors": {
+                    "words_said": sum(len(c["user_words"]["said"].split()) * len(
+                        c["user_words"]["heard"]) for c in cuts),
+                    "heard": sum(sum(c["user_words"]["word_errors"]) for c in cuts),
+                    "through_aec3_alone": sum(sum(c["user_words"]["through_aec3_alone"][
+                        "word_errors"]) for c in cuts),
+                    "said_alone": sum(c["user_words"]["said_alone"]["word_errors"] * len(
+                        c["user_words"]["heard"]) for c in cuts)}}
+            print(json.dumps(result["barge_in"]["word_errors"]), flush=True)
             for on in (True, False):
                 key = "self_hearing_aec" if on else "self_hearing_no_aec"
                 print(f"{key} (real parts)…", flush=True)

@@ -95,7 +95,6 @@ if room:  # the speaker heard back through a room: the sink's monitor, convolved
     threading.Thread(target=read_monitor, daemon=True).start()
 
 played, t_next = 0, time.monotonic()
-primed, PRIME = False, 2 * block_bytes
 print("ready", flush=True)
 while not eof.is_set():
     with lock:
@@ -105,18 +104,9 @@ while not eof.is_set():
     n = len(block)
     block = block + bytes(block_bytes - n)
     if echo is not None:
-        # A jitter buffer: the monitor's audio arrives in bursts, and taking what happens to be
-        # there would move the echo back and forth by up to a block (no room does that). Once
-        # PRIME bytes are queued the echo is taken a whole block a tick, at a fixed delay.
         with echo_lock:
-            if not primed and len(echo) >= PRIME:
-                primed = True
-            e = b""
-            if primed:
-                e = bytes(echo[:block_bytes])
-                del echo[:block_bytes]
-                if len(e) < block_bytes:  # ran dry (a glitch, as a device's): prime again
-                    primed = False
+            e = bytes(echo[:block_bytes])
+            del echo[:block_bytes]
         if e:
             mixed = np.frombuffer(block, "<i2").astype(np.int32)
             mixed[: len(e) // 2] += np.frombuffer(e, "<i2")
