@@ -12,8 +12,8 @@ over, and whether it hears itself.
   barge-in     the user talks over an answer (the speaker comes back through a room at -10 dB):
                the VAD's speech start → last sound from the speaker (the VAD itself needs 3
                voiced frames, 96 ms, to say "speech"); the user's words as recognised, with the
-               word errors of the same utterances heard through AEC3 alone (before the
-               barge-in audio was taken from the microphone's own samples) and said alone
+               word errors of the same utterances as the echo canceller left them (what was
+               recognised before the microphone's own samples were) and of each said alone
   self-hearing 20 answers with the speaker loud in the microphone (room gain 0.6), nobody
                talking: answers Daybook cut off itself, with echo cancellation and without it;
                the echo reduction (AEC3's input over its output while speaking)

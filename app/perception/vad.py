@@ -63,10 +63,10 @@ class SpeechSegmenter:
     Someone who talks over Daybook (a barge-in) is heard by the VAD through the echo canceller,
     whose suppressor cuts into their first words. When Daybook's voice stopped within
     `QUIET_AFTER_S` of their first voiced frame, their utterance is therefore made of the
-    microphone's own samples from `RAW_LEAD_S` before that frame: it then holds at most a few
-    hundred ms of Daybook's echo, which the recogniser passes over, and all of the user's words
-    (bench/voice.py: word errors over five barge-ins). When Daybook went on talking, the echo
-    canceller's output is kept.
+    microphone's own samples from `RAW_LEAD_S` before that frame: it then holds all of the
+    user's speech and a few hundred ms of Daybook's echo under its start (bench/voice.py counts
+    the word errors, beside those of the echo canceller's output). When Daybook went on talking,
+    the echo canceller's output is kept.
     """
 
     RAW_LEAD_S = 0.1  # AEC3 holds back a user's first 30–150 ms: the VAD's first voiced frame is late
@@ -89,11 +89,10 @@ class SpeechSegmenter:
         self._history: collections.deque[_Frame] = collections.deque(maxlen=n_preroll)
         self._probs: collections.deque[float] = collections.deque(maxlen=self.START_WINDOW)
         self._open: _Open | None = None
-        # A burst too short to keep that began over Daybook's voice, and the frames since: the
+        # A burst too short to keep that began over Daybook's voice, with the frames since: the
         # echo canceller may have left only a fragment of a first word ("Wait, I have…"), which
         # then opens the next segment (see REJOIN_S).
-        self._carry: list[_Frame] = []
-        self._carry_open: _Open | None = None
+        self._carry: _Open | None = None
         self.discarded_bursts = 0
 
     @property
@@ -138,9 +137,9 @@ class SpeechSegmenter:
         return self._close()
 
     def _drop_carry(self) -> None:
-        if self._carry_open is not None:
+        if self._carry is not None:
             self.discarded_bursts += 1
-        self._carry, self._carry_open = [], None
+            self._carry = None
 
     def _frame(self, pcm: np.ndarray, t_s: float, raw: np.ndarray | None = None,
                voice: bool = False) -> list[SpeechStarted | SpeechEnded]:
@@ -150,11 +149,11 @@ class SpeechSegmenter:
         seg = self._open
         if seg is None:
             self._history.append(frame)
-            if self._carry_open is not None:
-                if t_s - self._carry_open.last_voiced_end_s > self.REJOIN_S:
+            if self._carry is not None:
+                if t_s - self._carry.last_voiced_end_s > self.REJOIN_S:
                     self._drop_carry()
                 else:
-                    self._carry.append(frame)
+                    self._carry.frames.append(frame)
             # A VAD with probabilities (Silero) says how sure it is; others are sure.
             self._probs.append(float(getattr(self.vad, "last_probability", float(voiced))))
             recent = list(self._history)[-self.START_WINDOW :]
@@ -171,14 +170,14 @@ class SpeechSegmenter:
                 last_voiced_end_s=t_s + frame_s,
                 silence_ms=0,
             )
-            if self._carry_open is not None:  # the fragment before it starts it
-                carried = self._carry_open
-                before = [f for f in self._carry if f.t_s < kept[0].t_s]
+            carried = self._carry
+            if carried is not None:  # the fragment before it starts it
+                before = [f for f in carried.frames if f.t_s < kept[0].t_s]
                 self._open.t0_s = carried.t0_s
                 self._open.first_voiced_s = carried.first_voiced_s
                 self._open.frames = before + kept
                 self._open.voiced_ms += carried.voiced_ms
-                self._carry, self._carry_open = [], None
+                self._carry = None
             self._history.clear()
             n = min(len(self._probs), len(recent))
             probs = [p for p, f in zip(list(self._probs)[-n:], recent[-n:], strict=True)
@@ -204,7 +203,7 @@ class SpeechSegmenter:
         self._open = None
         if seg.voiced_ms < self.cfg.min_speech_ms:
             if any(f.raw is not None for f in seg.frames):
-                self._carry, self._carry_open = list(seg.frames), seg
+                self._carry = seg
             else:
                 self.discarded_bursts += 1
             return []
