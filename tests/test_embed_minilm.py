@@ -322,3 +322,14 @@ def test_loading_in_the_background(tmp_path: Path, minilm: MiniLMEmbedder) -> No
     broken = MiniLMEmbedder(junk, "minilm-l6-int8", background=True)
     with pytest.raises(BackendUnavailableError, match="could not be loaded"):
         broken.embed(["anything"])
+
+
+def test_close_waits_for_a_load_under_way() -> None:
+    """A process that ends while onnxruntime builds a session in another thread aborts (the
+    window closed at once: 1 quick exit in 6 did). close() returns once the load is over."""
+    e = MiniLMEmbedder(embed_minilm.wheel_model(), "minilm-l6-int8", background=True)
+    loader = e._loader
+    assert loader is not None
+    e.close()
+    assert not loader.is_alive()
+    assert e.embed(["still usable"]).shape == (1, DIM)

@@ -7,7 +7,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -342,16 +344,61 @@ def test_real_pipeline_on_a_generated_recording(window: MainWindow, media: Media
     assert "memory: minilm-l6-int8" in window.models_label.text()  # recall by meaning, built in
 
 
+# What must never run on the GUI thread: capture, VAD, recognition, the store, embedding,
+# speech, the native libraries under them, and starting, draining or closing the pipeline.
+PIPELINE_WORK = ("app.capture", "app.perception", "app.memory.chroma_store",
+                 "app.memory.store_process", "app.memory.embed", "app.memory.writer",
+                 "app.memory.journal", "app.memory.keyframes", "app.memory.integrate",
+                 "app.memory.reembed", "app.speech", "app.core.engine", "app.pipeline.factory",
+                 "app.pipeline.workers", "chromadb", "onnxruntime", "cv2", "webrtcvad",
+                 "sounddevice")
+SERVICE_WORK = {"start", "stop", "close", "open_voice"}  # DaybookService's blocking calls
+BLOCKING_WAITS = {("threading", "join"), ("threading", "wait"),
+                  ("concurrent.futures._base", "result"), ("time", "sleep")}
+
+
+@contextmanager
+def gui_thread_calls() -> Iterator[set[tuple[str, str]]]:
+    """(module, function) of each Python call, and (module, name) of each native one, made on
+    this thread (the GUI thread) inside the block."""
+    calls: set[tuple[str, str]] = set()
+
+    def note(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            calls.add((str(frame.f_globals.get("__name__")), frame.f_code.co_name))
+        elif event == "c_call":
+            calls.add((str(getattr(arg, "__module__", None)), str(getattr(arg, "__name__", ""))))
+
+    sys.setprofile(note)  # this thread only
+    try:
+        yield calls
+    finally:
+        sys.setprofile(None)
+
+
+def pipeline_work(calls: set[tuple[str, str]]) -> list[str]:
+    return sorted(f"{m}.{f}" for m, f in calls if m.startswith(PIPELINE_WORK)
+                  or (m == "app.pipeline.service" and f in SERVICE_WORK))
+
+
 def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media: Media,
                                                        qtbot, record_property) -> None:  # type: ignore[no-untyped-def]
+    """While a recording is ingested as fast as it goes, the GUI thread only shows what the
+    pipeline reports: it calls none of the pipeline's work, and the recogniser and Chroma (whose
+    calls hold the GIL for tens to hundreds of ms) run in processes of their own. How long the
+    event loop waited is printed here and measured against DESIGN.md's 30 ms target by
+    `python bench/gui.py --only ingest`: a wall-clock bound in a test failed on a busy CI
+    machine (109 ms) and here under two busy loops (80 ms) with nothing of Daybook's on the
+    GUI thread."""
+    import os
+
     from app.capture.audio_file import WavFileSource
     from app.capture.video import Cv2FrameSource
+    from app.pipeline.workers import AsrWorker
 
     now = time.time()
     long_wav = media.dir / "long.wav"
     if not long_wav.exists():
-        from tests import mediagen
-
         pcm = mediagen.read_wav(media.wav)
         mediagen.write_wav(long_wav, np.tile(pcm, 6))
     audio = WavFileSource(long_wav, start_s=now)  # not real time: as fast as it goes
@@ -369,9 +416,20 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(5)
     audio_capture = pipe.captures[0]
+    asr = next(w for w in pipe.workers if isinstance(w, AsrWorker)).transcriber
+    processes: dict[str, int | None] = {}
+
+    def started() -> bool:  # the recogniser's child closes when the recording has been heard
+        processes.update(recogniser=asr.engine.pid,  # type: ignore[union-attr]
+                         store=window.service.store.engine.pid)  # type: ignore[attr-defined]
+        return None not in processes.values()
+
     try:
-        qtbot.waitUntil(lambda: not audio_capture.is_alive() and pipe.counters()["asr.depth"] == 0
-                        and pipe.counters()["audio.depth"] == 0, timeout=90_000)
+        qtbot.waitUntil(started, timeout=60_000)
+        with gui_thread_calls() as on_gui_thread:
+            qtbot.waitUntil(lambda: not audio_capture.is_alive()
+                            and pipe.counters()["asr.depth"] == 0
+                            and pipe.counters()["audio.depth"] == 0, timeout=90_000)
     finally:
         timer.stop()
         sys.setswitchinterval(switch_interval_s)
@@ -383,13 +441,10 @@ def test_gui_stays_responsive_while_ingesting_flat_out(window: MainWindow, media
           f"p99 {np.percentile(gaps_ms, 99):.1f} ms")
     assert window.frames_shown >= 3  # the preview kept updating
     assert window.service.store.count()["utterance"] >= 3
-    # DESIGN.md's target is 30 ms. Measured here: p99 6-7 ms, worst 10-21 ms (bench/gui.py
-    # reports it against the target). The bound on the worst gap is twice the target, so that
-    # one scheduling hiccup on a shared CI machine does not fail the run, while a real
-    # regression still does: ASR back in-process (~600 ms), Chroma in-process (20-40 ms per
-    # upsert, spikes to 130 ms) or 30 ms WAV blocks flat out (spikes to 50-100 ms).
-    assert float(np.percentile(gaps_ms, 99)) < 30, "the GUI is sluggish most of the time"
-    assert worst < 60, f"GUI stalled {worst:.0f} ms (target 30 ms)"
+    assert ("app.ui.main_window", "on_event") in on_gui_thread  # what the pipeline reported
+    worked = pipeline_work(on_gui_thread)
+    assert not worked, f"the GUI thread ran the pipeline's work: {worked}"
+    assert os.getpid() not in processes.values(), processes
 
 
 def test_gui_never_waits_for_start_switch_stop_or_quit(window: MainWindow, media: Media,  # type: ignore[no-untyped-def]
@@ -425,17 +480,18 @@ def test_gui_never_waits_for_start_switch_stop_or_quit(window: MainWindow, media
 
     timer.start(5)
     try:
-        ask("start", lambda: window.start_recording("live", sources))
-        assert "STARTING" in window.rec.text()
-        qtbot.waitUntil(lambda: recording("live"), timeout=20_000)
-        qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=10_000)
-        ask("switch", lambda: window.start_recording("demo", sources))  # as "Play demo" does
-        qtbot.waitUntil(lambda: recording("demo"), timeout=30_000)
-        qtbot.wait(500)
-        ask("stop", window.control.stop)
-        qtbot.waitUntil(lambda: window.control.state == "idle", timeout=30_000)
-        ask("quit", window.close)
-        qtbot.waitUntil(lambda: window.control.is_closed, timeout=30_000)
+        with gui_thread_calls() as on_gui_thread:
+            ask("start", lambda: window.start_recording("live", sources))
+            assert "STARTING" in window.rec.text()
+            qtbot.waitUntil(lambda: recording("live"), timeout=20_000)
+            qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=10_000)
+            ask("switch", lambda: window.start_recording("demo", sources))  # as "Play demo"
+            qtbot.waitUntil(lambda: recording("demo"), timeout=30_000)
+            qtbot.wait(500)
+            ask("stop", window.control.stop)
+            qtbot.waitUntil(lambda: window.control.state == "idle", timeout=30_000)
+            ask("quit", window.close)
+            qtbot.waitUntil(lambda: window.control.is_closed, timeout=30_000)
     finally:
         timer.stop()
         sys.setswitchinterval(switch_interval_s)
@@ -444,12 +500,14 @@ def test_gui_never_waits_for_start_switch_stop_or_quit(window: MainWindow, media
     record_property("gui_max_stall_control_ms", round(worst, 1))
     print(f"GUI event loop while starting, switching, stopping and quitting: {len(ticks)} ticks, "
           f"max gap {worst:.1f} ms; calls {({k: round(v * 1000, 1) for k, v in calls_s.items()})} ms")
-    assert max(calls_s.values()) < 0.1, calls_s  # asked, never waited for
-    # Before, the GUI thread waited 1.5 s for a start and 2.3 s for a switch. Measured now on
-    # 2 shared cores: worst 17-48 ms (the recogniser's child booting and the video decoder's
-    # threads compete for the CPU; bench/gui.py reports it against the 30 ms target). The bound
-    # leaves room for a loaded CI machine and still fails any wait for a start or a drain.
-    assert worst < 100, f"GUI stalled {worst:.0f} ms while starting/stopping (target 30 ms)"
+    # Before, the GUI thread waited 1.5 s for a start and 2.3 s for a switch. Now each is asked
+    # of the control thread and nothing on the GUI thread waits: how long its event loop waited
+    # is printed here and measured against the 30 ms target by `bench/gui.py --only control`.
+    assert ("app.ui.pipeline_control", "start") in on_gui_thread  # asked, on this thread
+    worked = pipeline_work(on_gui_thread)
+    assert not worked, f"the GUI thread ran the pipeline's work: {worked}"
+    waits = sorted(f"{m}.{f}" for m, f in on_gui_thread if (m, f) in BLOCKING_WAITS)
+    assert not waits, f"the GUI thread waited: {waits}"
 
 
 @pytest.mark.pulse

@@ -471,6 +471,9 @@ class DaybookService:
             self.integrator.join(timeout=10)
         if self._resume_timer is not None:
             self._resume_timer.cancel()
+        close_embedder = getattr(self.embedder, "close", None)
+        if close_embedder is not None:  # one still loading in a thread is waited for
+            close_embedder()
         close_store(self.store)
 
 
