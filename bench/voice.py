@@ -221,6 +221,12 @@ def bench_barge_in(tmp: Path, n: int, said: str) -> dict[str, Any]:
                 texts.append(heard.text)
                 aec_only.append(through_aec[-1])
                 time.sleep(1.5)
+                # After a stop, barge-in waits for RELEARN_S of Daybook's voice (echo.py): one
+                # answer said in full before the next cut.
+                mark = rig.events.index
+                rig.service.ask("Where did I leave my passport?")
+                rig.events.wait_for(AnswerSpoken, 30, since=mark)
+                time.sleep(1.0)
     finally:
         SpeechSegmenter._audio = audio  # type: ignore[method-assign]
     asr = MoonshineTranscriber()

@@ -362,3 +362,45 @@ def test_the_first_sentence_plays_while_the_rest_is_still_being_written() -> Non
         assert not spoken.interrupted
     finally:
         speaker.close()
+
+
+def test_after_a_stop_barge_in_waits_until_the_echo_is_found_again() -> None:
+    """A stop drops what the device held, so the echo moves against the reference by an amount
+    only estimated: AEC3 starts afresh and the canceller counts as settled again once RELEARN_S
+    of Daybook's voice has gone through it. The pairing is taken from the earliest of the first
+    PAIR_BLOCKS times (a late first block does not set it)."""
+    from app.speech.echo import LEARN_S, RELEARN_S, SETTLE_S
+
+    far = FarEnd()
+    aec = EchoCanceller(far)
+    voice = (np.sin(np.arange(480) / 3.0) * 3000).astype(np.int16)
+    t = 100.0
+    blocks = 0
+
+    def step(sound: bool) -> None:  # the first microphone block's time is 20 ms later
+        nonlocal t, blocks
+        t += 0.03
+        far.write(voice if sound else np.zeros(480, np.int16), t_s=t)
+        aec.process(np.zeros(480, np.int16), t - (0.02 if blocks else 0.0))
+        blocks += 1
+
+    step(False)
+    first = aec._offset
+    for _ in range(EchoCanceller.PAIR_BLOCKS - 1):
+        step(False)
+    assert aec._offset == first - 320  # the earliest estimate: 20 ms less than the late one
+    n_learn = int(LEARN_S / 0.03) + 1
+    for _ in range(n_learn):
+        step(True)
+    assert aec.settled
+    far.unsent(480, t_s=t)  # a barge-in: the device dropped a block
+    assert not aec.settled
+    for _ in range(int(SETTLE_S / 0.03) + 1):
+        step(False)
+    assert not aec.settled  # no voice since the stop
+    for _ in range(int(RELEARN_S / 0.03) - 1):
+        step(True)
+    assert not aec.settled
+    for _ in range(2):
+        step(True)
+    assert aec.settled

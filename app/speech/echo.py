@@ -18,6 +18,12 @@ heard as "I played. I have an underquenchion."). So `process_both` also hands on
 microphone's own samples and whether Daybook's voice was in the reference, and the VAD's
 segmenter recognises a barge-in utterance from those (app/perception/vad.py).
 
+A barge-in's stop drops what the device held: the echo then moves against the reference by an
+amount only estimated, and AEC3, converged on the old path, let Daybook's voice through for
+answers on end under CPU load (ERLE 10–17 dB, a false barge-in; 57–70 dB otherwise). So after a
+stop the pairing is taken again and AEC3 starts afresh: barge-in waits for RELEARN_S of Daybook's
+voice, as at the start.
+
 Measured (tests, bench/voice.py): through an echo path AEC3 removes 27–35 dB of echo and takes
 ≈2 dB off a user talking over it. Without any echo path (headphones) it needs some 10–20 s of
 Daybook's speech to learn that nothing comes back; until then it takes ≈14 dB off a user
@@ -30,7 +36,7 @@ import collections
 import logging
 import threading
 import time
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -42,6 +48,9 @@ RING_S = 4.0  # far-end history kept
 TAIL_S = 0.5  # AEC3 runs this long after the last sound played (the echo tail)
 SETTLE_S = 0.3  # after a stop, block times are not used to pair (the device refills)
 LEARN_S = 3.0  # AEC3 has converged after this much of Daybook's speech (offline: −32 dB at 3 s)
+# After a stop (barge-in) AEC3 starts afresh, and has learnt the room again after this much of
+# Daybook's voice.
+RELEARN_S = LEARN_S
 VOICE_RMS = 100.0  # a reference block this loud holds Daybook's voice (espeak-ng: ≈3000)
 
 
@@ -64,6 +73,7 @@ class FarEnd:
         self._anchor_t = 0.0  # monotonic time of the latest write's end
         self._last_sound_t = -1e9  # when a non-silent block was last written
         self.settle_until_s = 0.0  # see `unsent`
+        self.stops = 0  # times the device dropped what it held (see `unsent`)
         self._lock = threading.Lock()
 
     def write(self, block: np.ndarray, t_s: float | None = None) -> None:
@@ -93,6 +103,7 @@ class FarEnd:
         with self._lock:
             self._written = max(0, self._written - max(0, n))
             self.settle_until_s = (time.monotonic() if t_s is None else t_s) + SETTLE_S
+            self.stops += 1
 
     def active(self, t_s: float) -> bool:
         """Whether something was played within TAIL_S before `t_s`."""
@@ -132,31 +143,54 @@ class EchoCanceller:
 
     REANCHOR_S = 0.06
     WINDOW_BLOCKS = 64
+    PAIR_BLOCKS = 16
 
     def __init__(self, far: FarEnd) -> None:
-        from pywebrtc_audio import EchoCanceller as Aec3  # imported here: an optional wheel
-
         self.far = far
-        self._aec = Aec3(RATE_HZ, 1, 0)
+        self._aec = self._new_aec()
         self._pending = np.zeros(0, dtype=np.int16)  # near samples short of a 10 ms frame
         self._near_total = 0  # microphone samples received
         self._offset: int | None = None
         self._estimates: collections.deque[int] = collections.deque(maxlen=self.WINDOW_BLOCKS)
+        self._provisional = True  # the offset is set from the first PAIR_BLOCKS, whatever it is
+        self._stops_seen = 0
+        self._voice_since_stop = 0  # samples with Daybook's voice in the reference, since a stop
         self.frames_processed = 0
         self.frames_passed = 0
         self.reanchored = 0
         self.energy_in = 0.0  # sums of squares over the processed frames (echo reduction)
         self.energy_out = 0.0
 
+    @staticmethod
+    def _new_aec() -> Any:
+        from pywebrtc_audio import EchoCanceller as Aec3  # imported here: an optional wheel
+
+        return Aec3(RATE_HZ, 1, 0)
+
     def _pair(self, t_end_s: float) -> int:
         """The offset from microphone sample index to speaker sample index."""
         if self._offset is not None and t_end_s < self.far.settle_until_s:
             return self._offset
+        if self.far.stops != self._stops_seen:  # learnt afresh after a stop (see `settled`)
+            self._stops_seen = self.far.stops
+            self._voice_since_stop = 0
+            self._aec = self._new_aec()
+            self._estimates.clear()
+            self._provisional = True
         estimate = self.far.index_at(t_end_s) - self._near_total
         self._estimates.append(estimate)
         if self._offset is None:
             self._offset = estimate
-        elif len(self._estimates) == self.WINDOW_BLOCKS:
+        elif self._provisional and len(self._estimates) == self.PAIR_BLOCKS:
+            self._provisional = False
+            earliest = min(self._estimates)
+            if earliest != self._offset:
+                log.debug("echo canceller: paired from %d blocks (%+d samples)",
+                          self.PAIR_BLOCKS, earliest - self._offset)
+                self._offset = earliest
+        elif len(self._estimates) == self.WINDOW_BLOCKS and not self.far.active(t_end_s):
+            # Not while Daybook speaks: a jump of the reference mid-answer lets its echo through
+            # until AEC3 has found it again (under load, the estimates move by tens of ms).
             earliest = min(self._estimates)
             if abs(earliest - self._offset) > self.REANCHOR_S * RATE_HZ:
                 log.debug("echo canceller: re-paired by %+d ms",
@@ -194,12 +228,19 @@ class EchoCanceller:
         self.energy_in += float(np.dot(block.astype(np.float64), block.astype(np.float64)))
         self.energy_out += float(np.dot(out.astype(np.float64), out.astype(np.float64)))
         far64 = far.astype(np.float64)
-        return Cancelled(out, block, float(far64 @ far64) >= VOICE_RMS ** 2 * n)
+        voice = float(far64 @ far64) >= VOICE_RMS ** 2 * n
+        if voice:
+            self._voice_since_stop += n
+        return Cancelled(out, block, voice)
 
     @property
     def settled(self) -> bool:
-        """Whether AEC3 has heard enough of Daybook's voice to have learnt the echo path."""
-        return self.frames_processed * FRAME >= LEARN_S * RATE_HZ
+        """Whether AEC3 has heard enough of Daybook's voice to have learnt the echo path: at
+        first LEARN_S of it, and RELEARN_S of its voice again after each stop (the stop moves
+        the echo against the reference by an amount only estimated, and AEC3 has to find it)."""
+        return (self.frames_processed * FRAME >= LEARN_S * RATE_HZ
+                and (self.far.stops == 0 or (self.far.stops == self._stops_seen and
+                                             self._voice_since_stop >= RELEARN_S * RATE_HZ)))
 
     @property
     def reduction_db(self) -> float | None:
