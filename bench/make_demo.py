@@ -4,6 +4,11 @@
 
 A 30-second recording: three scenes made with ffmpeg and four sentences spoken by espeak-ng
 over room noise. Kept under 2 MB so it can ship in the repo.
+
+The sentences are ones the default recogniser (Moonshine) hears word for word in espeak-ng's
+voice; tests/test_demo.py checks that the shipped recording is heard and answered. Said this way,
+"the meeting with Alice is at three o'clock" was heard as "The meeting will now listen at 3
+o'clock" and "my keys are in the kitchen drawer" as "My keyhole in the kitchen floor".
 """
 
 from __future__ import annotations
@@ -18,9 +23,9 @@ from tests import mediagen  # noqa: E402
 
 LINES = [
     (1.5, "good morning, I had scrambled eggs and coffee for breakfast"),
-    (9.0, "the meeting with Alice is at three o'clock"),
+    (9.0, "I have a meeting with Alice at three o'clock"),
     (17.0, "remember to water the tomato plants"),
-    (24.0, "my keys are in the kitchen drawer"),
+    (24.0, "I left my keys in the kitchen drawer"),
 ]
 OUT = ROOT / "app" / "resources" / "demo"
 
