@@ -134,6 +134,29 @@ def test_an_imported_vision_model_and_its_projector_caption_clips(
     captioner.close()
 
 
+def test_a_clip_without_a_caption_says_why(tmp_path: Path, pair: tuple[Path, Path]) -> None:
+    """The timeline's note on a clip with no words: what the user can do about it."""
+    from types import SimpleNamespace
+
+    from app.models.catalog import load_catalog
+    from app.models.manager import ModelManager
+    from app.pipeline.service import DaybookService
+
+    manager = ModelManager(tmp_path / "models", load_catalog())
+    service = SimpleNamespace(cfg=Config(), models=manager, _captioner=None)
+
+    def note() -> str:
+        return DaybookService.caption_note(service)  # type: ignore[arg-type]
+
+    assert "Install one in Settings › Models" in note()
+    manager.import_file(pair[0], "vlm", name="tiny-vlm")
+    assert "used from the next start" in note()
+    service._captioner = object()  # the service made its captioner
+    assert note().startswith("No caption yet: the vision model describes clips")
+    service.cfg = Config().replace(video={"captions": False})
+    assert "captions are off" in note()
+
+
 def test_a_caption_is_found_by_a_question_in_other_words(tmp_path: Path) -> None:
     """The caption a vision model wrote, embedded as text by the zero-download MiniLM: a question
     sharing none of its words finds the clip in the real Chroma store, among things heard, and

@@ -282,11 +282,13 @@ def test_speaking_and_a_cut_off_answer_show_in_the_window(window: MainWindow, qt
 
 
 def test_the_status_bar_names_what_answers(window: MainWindow) -> None:
-    assert "answers: extractive (no language model)" in window.models_label.text()
+    assert "answers: extractive · " in window.models_label.text()
+    assert "answers: extractive (no language model)" in window.models_label.toolTip()
     window.service._reasoner = FakeSlowReasoner()  # type: ignore[assignment]
     window.refresh_status()
-    assert f"answers: {FakeSlowReasoner.name} · " in window.models_label.text()
-    assert window.models_label.text().endswith("captions: none (no vision model)")
+    assert "answers: fake slow model · " in window.models_label.text()
+    assert window.models_label.text().endswith("captions: none")
+    assert window.models_label.toolTip().endswith("captions: none (no vision model)")
 
 
 def test_settings_say_what_answers(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -242,7 +242,8 @@ def test_episodes_list_mark_and_open(qtbot, window, service, day_moments):
     assert opened.args == [day_moments[6].id]  # the 14:00 clip begins it
     assert view.stack.currentWidget() is view.details
     assert view.episode.text() == "Episode 14:00–14:05: remember, water, tomato (2 moments)"
-    assert view.caption.text().startswith("No caption")  # and says why
+    assert view.caption.text().startswith("No caption")  # and says why: no vision model
+    assert "Install one in Settings › Models" in view.caption.text()
 
     qtbot.mouseClick(view.back_button, Qt.MouseButton.LeftButton)
     assert view.stack.currentWidget() is view.overview

@@ -256,6 +256,22 @@ class DaybookService:
             self._captioner = make_captioner(self.cfg, self.models, on_event=self.bus.emit)
         return self._captioner
 
+    def caption_note(self) -> str:
+        """Why a clip has no caption, for the timeline: from what this service has made and the
+        models index (nothing is loaded)."""
+        if not self.cfg.video.captions:
+            return "No caption: captions are off ([video] captions in the config)."
+        if self._captioner is not None:
+            return ("No caption yet: the vision model describes clips in the background, and "
+                    "skips some when it falls behind. The key frame is kept.")
+        installed = self.models.installed() if self.models is not None else {}
+        if any(m.role == "vlm" for m in installed.values()):
+            return ("No caption: the vision model is used from the next start with a camera "
+                    "(or could not be loaded: see the log). The key frame is kept.")
+        return ("No caption: describing what the camera saw takes a vision model. Install one "
+                "in Settings › Models; clips are then captioned as they are recorded. The key "
+                "frame is kept.")
+
     def stop(self, drain_timeout_s: float = 30.0) -> None:
         if self.pipeline is not None:
             self.pipeline.stop(drain_timeout_s)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import psutil
 from PySide6.QtCore import QEvent, QObject, QSize, Qt, QTimer, QUrl
-from PySide6.QtGui import QAction, QIcon, QImage, QKeyEvent, QKeySequence, QPixmap
+from PySide6.QtGui import QAction, QIcon, QImage, QKeyEvent, QKeySequence, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -105,6 +106,24 @@ class Exchange:
     said_cut: bool = False  # its speech was cut off (barge-in, Stop)
     barged: bool = False  # the user spoke over it
 
+
+
+def _brief(name: str) -> str:
+    """A backend's name without what it says in brackets: "silero (silero_vad.onnx)" → "silero"."""
+    return re.sub(r"\s*\(.*\)$", "", name) or name
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that ends in "…" where the window is too narrow for it (a QLabel would
+    be cut off mid-word)."""
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: Any) -> None:
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        QPainter(self).drawText(rect, int(self.alignment()), text)
 
 class MainWindow(QMainWindow):
     """Draws what the service reports. All pipeline events arrive through one bridge signal;
@@ -246,7 +265,7 @@ class MainWindow(QMainWindow):
     def _build_status(self) -> None:
         sb = self.statusBar()
         self.state_label = QLabel()
-        self.models_label = QLabel()
+        self.models_label = ElidedLabel()
         self.cpu_label = QLabel()
         self.backlog_label = QLabel()
         self.dropped_label = QLabel()
@@ -638,9 +657,11 @@ class MainWindow(QMainWindow):
         vision = backends.get("vision")
         captions = (f"{vision} ({counters.get('captions.dropped', 0)} skipped)" if vision
                     else "none (no vision model)")
-        self.models_label.setText(f"ASR: {asr} · VAD: {vad} · memory: "
-                                  f"{self.service.embedder.name} · answers: "
-                                  f"{self.service.reasoner.name} · captions: {captions}")
+        parts = [("ASR", asr), ("VAD", vad), ("memory", self.service.embedder.name),
+                 ("answers", self.service.reasoner.name), ("captions", captions)]
+        # In a line: the names alone (what is in brackets would not fit); whole in the tooltip.
+        self.models_label.setText(" · ".join(f"{k}: {_brief(v)}" for k, v in parts))
+        self.models_label.setToolTip("\n".join(f"{k}: {v}" for k, v in parts))
         self.cpu_label.setText(f"CPU {self._process.cpu_percent(None):.0f}%")
         self.backlog_label.setText(f"ASR backlog {counters.get('asr.depth', 0)}")
         self.dropped_label.setText(f"dropped frames {counters.get('video.dropped', 0)}")

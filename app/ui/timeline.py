@@ -105,8 +105,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Index = QModelIndex | QPersistentModelIndex
 _ROOT = QModelIndex()
-NO_CAPTION = ("No caption: describing what the camera saw takes a vision model, which this "
-              "version cannot run yet. The key frame is kept.")
 
 
 def _hm(t_s: float) -> str:
@@ -134,6 +132,8 @@ class MomentView(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.moment: Moment | None = None
+        # Why a clip has no caption (the timeline gives the service's `caption_note`).
+        self.no_caption: Callable[[], str] = lambda: "No caption. The key frame is kept."
         self.image = QLabel()
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.image.setMinimumSize(PANEL_IMAGE.width() // 2, PANEL_IMAGE.height() // 2)
@@ -298,7 +298,7 @@ class MomentView(QFrame):
             self.heard.hide()
             self.caption_label.show()
             self.caption.show()
-            self.caption.setText(m.text or NO_CAPTION)
+            self.caption.setText(m.text or self.no_caption())
             self.caption.setForegroundRole(QPalette.ColorRole.WindowText if m.text
                                            else QPalette.ColorRole.PlaceholderText)
         else:
@@ -564,6 +564,8 @@ class TimelineWindow(QWidget):
         self.hits_box.hide()
 
         self.moment_view = MomentView()
+        if hasattr(self.service, "caption_note"):
+            self.moment_view.no_caption = self.service.caption_note
         self.moment_view.setFrameShape(QFrame.Shape.StyledPanel)
         self.moment_view.deleteRequested.connect(lambda: self.delete_moment())
         self.moment_view.exportRequested.connect(self._export_clicked)
