@@ -157,6 +157,37 @@ def test_a_clip_without_a_caption_says_why(tmp_path: Path, pair: tuple[Path, Pat
     assert "captions are off" in note()
 
 
+def test_a_vision_model_installed_while_running_is_used_from_the_next_start(
+        tmp_path: Path, pair: tuple[Path, Path]) -> None:
+    """What Settings › Models does after a download: the service makes its captioner again when
+    the vision models changed, and closes the old one once its pipeline has stopped."""
+    from app.core.paths import DataPaths
+    from app.pipeline.service import DaybookService
+
+    service = DaybookService(Config().replace(memory={"summaries": False}),
+                             DataPaths(tmp_path / "data").ensure(), background=False,
+                             load_reasoner=False)
+    try:
+        assert service.captioner() is None  # the first pipeline with a camera: none installed
+        assert not service.reload_captioner()  # nothing changed
+        service.models.import_file(pair[0], "vlm", name="tiny-vlm")
+        service.models.import_file(pair[1], "mmproj", name="tiny-mmproj")
+        assert service.reload_captioner()
+        assert "used from the next start" in service.caption_note()
+        captioner = service.captioner()  # the next start
+        assert isinstance(captioner, LlamaCaptioner) and captioner.name == "tiny-vlm (llama.cpp)"
+        assert service.caption_note().startswith("No caption yet")
+        assert captioner.caption(np.full((48, 64, 3), 128, np.uint8))  # it runs
+        assert not service.reload_captioner()
+        service.models.remove("tiny-mmproj")  # a vision model without its projector is not used
+        assert service.reload_captioner()
+        assert captioner.engine.alive  # the running pipeline may still be using it
+        assert service.captioner() is None
+        assert not captioner.engine.alive  # closed at the next start
+    finally:
+        service.close()
+
+
 def test_a_caption_is_found_by_a_question_in_other_words(tmp_path: Path) -> None:
     """The caption a vision model wrote, embedded as text by the zero-download MiniLM: a question
     sharing none of its words finds the clip in the real Chroma store, among things heard, and

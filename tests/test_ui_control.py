@@ -237,16 +237,22 @@ def test_closing_the_window_returns_at_once_and_drains_behind_it(  # type: ignor
     assert pipe.captures[0].source.closed
 
 
-def test_saved_devices_switch_the_pipeline(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def fake_live_sources(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The live devices as a camera named after the configured one; the cameras opened."""
     import app.ui.app
 
-    seen: list[str] = []
+    opened: list[str] = []
 
     def live_sources(cfg: Config) -> tuple[Any, Any, list[str]]:
-        seen.append(cfg.capture.camera)
+        opened.append(cfg.capture.camera)
         return camera(f"camera {cfg.capture.camera}")()
 
     monkeypatch.setattr(app.ui.app, "live_sources", live_sources)
+    return opened
+
+
+def test_saved_devices_switch_the_pipeline(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    seen = fake_live_sources(monkeypatch)
     window.start_live()
     qtbot.waitUntil(lambda: window.state_label.text() == "Recording", timeout=10_000)
     assert not window.start_live()  # the same devices: already running
@@ -258,3 +264,22 @@ def test_saved_devices_switch_the_pipeline(window: MainWindow, qtbot, monkeypatc
     pipe = window.service.pipeline
     assert seen == ["0", "2"] and pipe is not None
     assert [c.source.name for c in pipe.captures] == ["camera 2"]
+
+
+def test_new_vision_models_start_the_live_camera_again(window: MainWindow, qtbot, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """After Settings › Models: a vision model downloaded (or removed) while the camera records
+    starts the live pipeline again, on the same devices, so the new captioner is used; a change
+    that is not about vision models does not."""
+    opened = fake_live_sources(monkeypatch)
+    window.start_live()
+    qtbot.waitUntil(lambda: window.state_label.text() == "Recording", timeout=10_000)
+    first = window.service.pipeline
+    monkeypatch.setattr(window.service, "reload_captioner", lambda: True)
+    assert window._reload_models()  # what the background task returns
+    window._models_reloaded(False)
+    assert window.state_label.text() == "Recording" and window.service.pipeline is first
+    for n in (1, 2):  # each change, even the second with the same devices
+        window._models_reloaded(True)
+        assert window.state_label.text() == "Starting\u2026"
+        qtbot.waitUntil(lambda: window.state_label.text() == "Recording", timeout=10_000)
+        assert len(opened) == 1 + n and window.service.pipeline is not first

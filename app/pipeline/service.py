@@ -65,6 +65,9 @@ PREVIEW_FPS = 5.0
 INTEGRATE_FIRST_WAIT_S = 20.0  # the first summaries are written this long after the start
 
 
+VISION_ROLES = ("vlm", "mmproj")  # the models a captioner is made from
+
+
 class DaybookService:
     """Owns the store for this process (the caller holds the data-dir lock)."""
 
@@ -109,6 +112,9 @@ class DaybookService:
         self._reasoner_lock = threading.Lock()
         self._captioner: Captioner | None = None
         self._captioner_made = False
+        self._captioner_for: tuple[Any, ...] = ()  # what it was made from (`reload_captioner`)
+        self._retired: list[Captioner] = []  # replaced: closed once their pipeline has stopped
+        self._captioner_lock = threading.Lock()
         self._reasoner_cfg = cfg.reasoning
         if load_reasoner:
             self._reasoner = make_reasoner(cfg, self.models, on_event=self.bus.emit)
@@ -251,10 +257,34 @@ class DaybookService:
     def captioner(self) -> Captioner | None:
         """The vision model that captions clips, made at the first pipeline with a camera (a
         child process; None without a vision model)."""
-        if not self._captioner_made:
-            self._captioner_made = True
-            self._captioner = make_captioner(self.cfg, self.models, on_event=self.bus.emit)
-        return self._captioner
+        with self._captioner_lock:
+            retired, self._retired = self._retired, []
+            if not self._captioner_made:
+                self._captioner_made = True
+                self._captioner_for = self._vision_setup()
+                self._captioner = make_captioner(self.cfg, self.models, on_event=self.bus.emit)
+            captioner = self._captioner
+        for old in retired:  # the pipeline that used it has stopped (`start` stops it first)
+            old.close()
+        return captioner
+
+    def _vision_setup(self) -> tuple[Any, ...]:
+        installed = self.models.installed() if self.models is not None else {}
+        return (self.cfg.video.captions,
+                sorted((m.name, m.role) for m in installed.values() if m.role in VISION_ROLES))
+
+    def reload_captioner(self) -> bool:
+        """Vision models were downloaded, imported or removed (or captions turned on or off):
+        the captioner is made again for the next pipeline with a camera. True when it will be:
+        a running pipeline with a camera needs a new start to use it."""
+        with self._captioner_lock:
+            if not self._captioner_made or self._vision_setup() == self._captioner_for:
+                return False
+            if self._captioner is not None:
+                self._retired.append(self._captioner)
+            self._captioner, self._captioner_made = None, False
+        log.info("vision models changed: captions are set up again at the next start")
+        return True
 
     def caption_note(self) -> str:
         """Why a clip has no caption, for the timeline: from what this service has made and the
@@ -477,8 +507,8 @@ class DaybookService:
         with self._reasoner_lock:
             if self._reasoner is not None:
                 self._reasoner.close()
-        if self._captioner is not None:
-            self._captioner.close()
+        for captioner in [*self._retired, *([self._captioner] if self._captioner else [])]:
+            captioner.close()
         self.reembedder.stop()
         self.integrator.stop()
         if self.reembedder.is_alive():

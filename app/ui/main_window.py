@@ -141,6 +141,7 @@ class MainWindow(QMainWindow):
         self.exchanges: dict[int, Exchange] = {}
         self._voice = VoiceReady("starting", False, "the speaker is being opened")
         self._choices: dict[str, str] | None = None
+        self._vision_changes = 0  # new starts of the live pipeline for new vision models
         self._process = psutil.Process()
         self._process.cpu_percent(None)
         # Pieces of an answer arrive a token at a time: the conversation is redrawn at most
@@ -539,13 +540,15 @@ class MainWindow(QMainWindow):
         self.refresh_status()
         return taken
 
-    def start_live(self) -> bool:
-        """Record from the microphone and camera in the settings."""
+    def start_live(self, why: str = "") -> bool:
+        """Record from the microphone and camera in the settings (`why`: a new start on the same
+        devices, for that reason)."""
         from app.ui.app import live_sources
 
         cfg = self.service.cfg
         # The devices are in the key: the same ones again are not reopened, new ones are.
-        key = f"live {cfg.capture.microphone!r} {cfg.capture.camera!r}"
+        key = f"live {cfg.capture.microphone!r} {cfg.capture.camera!r}" + (f" ({why})" if why
+                                                                           else "")
         return self.start_recording(key, lambda: live_sources(cfg))
 
     def play_demo(self) -> bool:
@@ -592,8 +595,21 @@ class MainWindow(QMainWindow):
         dialog.exec()
         dialog.deleteLater()
         self._choices = None  # models may have been downloaded, imported or removed
-        BackgroundTasks.instance().run(self, self.service.reload_reasoner,
-                                       lambda _changed: self.refresh_status())
+        BackgroundTasks.instance().run(self, self._reload_models, self._models_reloaded)
+        self.refresh_status()
+
+    def _reload_models(self) -> bool:
+        """Off the GUI thread: a new language model is loaded; True when the vision models
+        changed (`DaybookService.reload_captioner`)."""
+        self.service.reload_reasoner()
+        return self.service.reload_captioner()
+
+    def _models_reloaded(self, vision_changed: bool) -> None:
+        # The live camera is captioned by the new vision model from a new start (a recording
+        # being played goes on; the next start uses it).
+        if vision_changed and self.control.key.startswith("live"):
+            self._vision_changes += 1
+            self.start_live(f"vision models changed {self._vision_changes}")
         self.refresh_status()
 
     def _config_saved(self, cfg: Any) -> None:
