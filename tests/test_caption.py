@@ -118,6 +118,7 @@ def test_an_imported_vision_model_and_its_projector_caption_clips(
         tmp_path: Path, pair: tuple[Path, Path], caplog: pytest.LogCaptureFixture) -> None:
     from app.models.catalog import load_catalog
     from app.models.manager import ModelManager
+    from app.models.selection import describe_choices
     from app.pipeline.factory import make_captioner
 
     manager = ModelManager(tmp_path / "models", load_catalog())
@@ -127,7 +128,11 @@ def test_an_imported_vision_model_and_its_projector_caption_clips(
     with caplog.at_level("WARNING"):
         assert make_captioner(cfg, manager) is None
     assert "tiny-vlm is installed without its vision projector" in caplog.text
+    # What Settings › Models says captions clips: the model, once it has its projector.
+    assert describe_choices(manager)["vlm"] == (
+        "none (key frames only)  (tiny-vlm is installed without its vision projector)")
     manager.import_file(pair[1], "mmproj", name="tiny-mmproj")
+    assert describe_choices(manager)["vlm"] == "tiny-vlm"
     assert make_captioner(cfg.replace(video={"captions": False}), manager) is None
     captioner = make_captioner(cfg, manager)
     assert captioner is not None and captioner.name == "tiny-vlm (llama.cpp)"

@@ -372,7 +372,8 @@ def test_manager_downloads_a_model_with_its_companion(server: FileServer, tmp_pa
     assert all(m.verified and m.origin == "catalog" for m in done)
     assert set(mgr.installed()) == {"tiny-vlm", "tiny-proj"}
     assert mgr.best("vlm") is not None and mgr.best("vlm").name == "tiny-vlm"  # type: ignore[union-attr]
-    assert "cannot run a vlm model yet" in choose(mgr, "vlm").reason
+    chosen = choose(mgr, "vlm")  # what Settings › Models says captions clips
+    assert chosen.using == "tiny-vlm" and chosen.source == "installed", chosen
     hits = len(server.hits)
     assert [m.name for m in mgr.download("tiny-vlm")] == ["tiny-proj", "tiny-vlm"]
     assert len(server.hits) == hits  # already installed: nothing fetched again

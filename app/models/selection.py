@@ -8,7 +8,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.models.manager import ModelManager
+from app.models.manager import InstalledModel, ModelManager
 from app.models.wheels import best_wheel_model
 
 EMBEDDED = {
@@ -25,7 +25,8 @@ RUNNABLE = {("asr", "whisper-ggml"): ("pywhispercpp", "whisper"),
             ("asr", "moonshine-ort"): ("onnxruntime", None),
             ("vad", "onnx"): ("onnxruntime", None),
             ("embedding", "onnx"): ("onnxruntime", None),
-            ("llm", "gguf"): ("llama_cpp", None)}
+            ("llm", "gguf"): ("llama_cpp", None),
+            ("vlm", "gguf"): ("llama_cpp", None)}  # with its projector (`projector_for`)
 PIP_NAMES = {"llama_cpp": "llama-cpp-python"}  # where the module's name is not the package's
 
 
@@ -51,18 +52,33 @@ def choose(manager: ModelManager | None, role: str,
     what = f"no {' or '.join(formats)} model installed" if formats else "no model installed"
     if manager is None:
         return fallback(role, what)
-    ranked = sorted((m for m in manager.installed().values() if m.role == role and
+    installed = manager.installed()
+    ranked = sorted((m for m in installed.values() if m.role == role and
                      (formats is None or manager.format_of(m) in formats)),
                     key=manager.rank, reverse=True)
     why = what
     for i, model in enumerate(ranked):
         fmt = manager.format_of(model)
         problem = _cannot_run(model.name, role, fmt)
+        if problem is None and role == "vlm" and projector_for(manager, model, installed) is None:
+            problem = f"{model.name} is installed without its vision projector"
         if problem is None:
             return Choice(role, model.name, manager.path(model), "installed", format=fmt)
         if i == 0:
             why = problem
     return fallback(role, why)
+
+
+def projector_for(manager: ModelManager, model: InstalledModel,
+                  installed: dict[str, InstalledModel]) -> InstalledModel | None:
+    """The vision projector a vision model runs with: its catalog entry's, or for an imported
+    model the one projector installed (None when there are several: which is not known)."""
+    entry = manager.catalog.get(model.name)
+    if entry is None:
+        alone = [m for m in installed.values() if m.role == "mmproj"]
+        return alone[0] if len(alone) == 1 else None
+    return next((installed[d] for d in entry.requires
+                 if d in installed and installed[d].role == "mmproj"), None)
 
 
 def _cannot_run(name: str, role: str, fmt: str) -> str | None:

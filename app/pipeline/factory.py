@@ -16,7 +16,7 @@ from app.memory.base import Embedder, MemoryStore
 from app.memory.journal import MomentJournal
 from app.memory.keyframes import KeyFrameDir
 from app.models.manager import ModelManager
-from app.models.selection import choose, fallback
+from app.models.selection import choose, fallback, projector_for
 from app.perception.base import Transcriber, Vad
 from app.perception.caption import Captioner
 from app.perception.clips import ClipBuilder
@@ -189,20 +189,14 @@ def make_captioner(cfg: Config, manager: ModelManager | None, *,
     installed = manager.installed() if manager is not None else {}
     for model in sorted((m for m in installed.values() if m.role == "vlm"), key=lambda m: m.name):
         assert manager is not None  # something is installed
-        entry = manager.catalog.get(model.name)
-        if entry is None:  # imported: its projector is the one imported with it
-            alone = [m for m in installed.values() if m.role == "mmproj"]
-            projectors = alone if len(alone) == 1 else []
-        else:
-            projectors = [installed[d] for d in entry.requires
-                          if d in installed and installed[d].role == "mmproj"]
-        if not projectors:
+        projector = projector_for(manager, model, installed)
+        if projector is None:
             log.warning("captions: %s is installed without its vision projector", model.name)
             continue
         try:
             from app.perception.caption import LlamaCaptioner
 
-            captioner = LlamaCaptioner(manager.path(model), manager.path(projectors[0]),
+            captioner = LlamaCaptioner(manager.path(model), manager.path(projector),
                                        threads=llm_threads(cfg), label=model.name, wait=False,
                                        on_event=on_event)
         except DaybookError as exc:
