@@ -137,12 +137,17 @@ def test_incognito_resumes_by_itself(window: MainWindow, qtbot) -> None:  # type
 
 
 def test_first_run_without_devices_explains_and_offers_the_demo(window: MainWindow, qtbot) -> None:  # type: ignore[no-untyped-def]
-    window.start_recording("live", lambda: (None, None, ["no microphone 'default' is available"]))
+    said = ["no microphone 'default' is available (No input device matching 'default') "
+            "(continuing without audio)", "no camera at index 0 (continuing without video)"]
+    window.start_recording("live", lambda: (None, None, said))  # as open_live_sources says it
     qtbot.waitUntil(lambda: window.banner.isVisible() and window.control.state == "idle",
                     timeout=10_000)
     assert window.state_label.text() == "Not recording" and "IDLE" in window.rec.text()
+    # One line a missing source: what is lost, and why.
+    assert window.problems == [
+        "No microphone: nothing is heard — no microphone 'default' is available (No input "
+        "device matching 'default').", "No camera: nothing is seen — no camera at index 0."]
     text = window.banner_text.text()
-    assert "No camera" in text and "no microphone" in text
     assert "rough" not in text  # nothing downloaded, but the neural models from wheels are used
     assert window.demo_button.isVisible()
 

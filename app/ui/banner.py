@@ -22,6 +22,22 @@ from app.core.events import (
 SETUP, SOURCE, ENGINE, KEPT, START = "setup:", "source:", "engine:", "kept", "start"
 
 
+def missing_source_notes(has_audio: bool, has_video: bool, problems: list[str]) -> list[str]:
+    """The set-up notes of a start: one line a missing source, saying what is lost and why (the
+    source's own message without the command line's "(continuing without …)"), then the other
+    problems."""
+    notes, rest = [], list(problems)
+    for present, what, lost, tail in ((has_audio, "microphone", "heard", " (continuing without audio)"),
+                                      (has_video, "camera", "seen", " (continuing without video)")):
+        if present:
+            continue
+        why = [p for p in rest if p.endswith(tail)]
+        rest = [p for p in rest if p not in why]
+        detail = "; ".join(p.removesuffix(tail) for p in why)
+        notes.append(f"No {what}: nothing is {lost}" + (f" — {detail}." if detail else "."))
+    return notes + rest
+
+
 def failure_text(event: object) -> tuple[str, str | None] | None:
     """(key, text) for a failure event, text None when it says the problem is over; None for
     events that are not about failures."""

@@ -69,7 +69,7 @@ from app.reasoning.base import Answer
 from app.reasoning.extractive import summary_span
 from app.resources import ICON
 from app.ui import pipeline_control as pc
-from app.ui.banner import ENGINE, SETUP, SOURCE, START, ProblemBanner
+from app.ui.banner import ENGINE, SETUP, SOURCE, START, ProblemBanner, missing_source_notes
 from app.ui.bridge import EventBridge
 from app.ui.pipeline_control import OpenSources, PipelineControl, Started
 from app.ui.tasks import BackgroundTasks
@@ -520,11 +520,7 @@ class MainWindow(QMainWindow):
 
         def open_and_check() -> pc.Sources:  # on the control thread
             audio, video, problems = open_sources()
-            notes = list(problems)
-            if audio is None:
-                notes.append("No microphone: nothing is heard.")
-            if video is None:
-                notes.append("No camera: nothing is seen.")
+            notes = missing_source_notes(audio is not None, video is not None, problems)
             # The neural models that ship in wheels need no download; only the last fallbacks
             # (pocketsphinx, webrtcvad) are worth a word.
             from app.models.selection import choose
