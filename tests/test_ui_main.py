@@ -591,3 +591,7 @@ def test_the_camera_says_live_reconnecting_or_none(window: MainWindow, qtbot) ->
     bus.emit(SourceLost("microphone default", "unplugged"))  # the microphone is not the camera
     bus.emit(SourceRecovered(stream))
     qtbot.waitUntil(lambda: window.camera_label.text() == "Camera: live", timeout=5000)
+    window.control.key = "demo"  # as "Play demo" sets it: its frames are not the camera's
+    bus.emit(FramePreviewed(np.zeros((48, 64, 3), np.uint8), time.time()))
+    qtbot.waitUntil(lambda: window.camera_label.text() == "Camera: the demo recording",
+                    timeout=5000)

@@ -78,6 +78,7 @@ from app.ui.transcript import TranscriptModel
 log = logging.getLogger(__name__)
 
 LIVE, RECONNECTING, NO_CAMERA, CAMERA_OFF = "live", "reconnecting…", "none", "off"
+DEMO, PLAYING = "the demo recording", "a recording"  # frames that are not the camera's
 VIDEO_KINDS = ("camera ", "stream ", "file ")  # how the frame sources name themselves
 
 
@@ -361,7 +362,7 @@ class MainWindow(QMainWindow):
             self.preview.clear()
             self.preview.setText(f"Camera lost: {event.message}\nReconnecting…")
         elif isinstance(event, SourceRecovered):
-            self._set_camera(LIVE)
+            self._set_camera(self._frames_from())
         elif isinstance(event, SourceFailed):
             self._set_camera(NO_CAMERA, event.message)
             self.preview.clear()
@@ -371,9 +372,15 @@ class MainWindow(QMainWindow):
             self.preview.clear()
             self.preview.setText("Camera off")
 
+    def _frames_from(self) -> str:
+        """Where the preview's frames come from: the camera, live, or a recording played."""
+        key = self.control.key
+        return DEMO if key == "demo" else PLAYING if key.startswith("replay") else LIVE
+
     def _show_frame(self, image: np.ndarray) -> None:
-        if self.camera_state != LIVE:
-            self._set_camera(LIVE)
+        state = self._frames_from()
+        if self.camera_state != state:
+            self._set_camera(state)
         h, w = image.shape[:2]
         rgb = np.ascontiguousarray(image[:, :, ::-1])
         qimage = QImage(rgb.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
