@@ -108,7 +108,6 @@ class Exchange:
     barged: bool = False  # the user spoke over it
 
 
-
 def _brief(name: str) -> str:
     """A backend's name without what it says in brackets: "silero (silero_vad.onnx)" → "silero"."""
     return re.sub(r"\s*\(.*\)$", "", name) or name
